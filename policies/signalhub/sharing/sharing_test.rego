@@ -1,0 +1,488 @@
+# Tests of the sharing policy against the shipped agreements (policies/data/agreements.json).
+#
+# Every agreement has a test_allow_* with attributes that satisfy it and a test_deny_* per
+# condition it carries (or, when it has none, past its validity). The general tests below cover
+# the decision shape, the reasons and the invariants every shipped agreement must keep.
+# Run: `signalhub policy test` or `pytest tests/test_rego.py`.
+package signalhub.sharing_test
+
+import rego.v1
+
+import data.signalhub.sharing
+
+_today := "2026-06-01"
+
+_subscription(key, legal_basis) := {
+	"id": "sub-under-test",
+	"subscriber": split(key, "/")[1],
+	"purpose": split(key, "/")[2],
+	"legal_basis": legal_basis,
+}
+
+_decide(key, legal_basis, attributes, now) := d if {
+	d := sharing.decision with input as {
+		"signal": {"type": split(key, "/")[0], "source": "gemeente", "attributes": attributes},
+		"subscription": _subscription(key, legal_basis),
+		"now": now,
+	}
+}
+
+_basis(key) := data.signalhub.agreements[key].legal_basis
+
+_allows(key, attributes) if {
+	d := _decide(key, _basis(key), attributes, _today)
+	d.allow == true
+	d.fields == sort(data.signalhub.agreements[key].fields)
+	d.pseudonymise == sort(data.signalhub.agreements[key].pseudonymise)
+	d.legal_basis == _basis(key)
+}
+
+_denies(key, attributes, reason) if _denies_on(key, attributes, _today, reason)
+
+_denies_on(key, attributes, now, reason) if {
+	d := _decide(key, _basis(key), attributes, now)
+	d.allow == false
+	d.fields == []
+	d.pseudonymise == []
+	reason in d.reasons
+}
+
+_drug_basis := "Opiumwet art. 13b jo. Gemeentewet art. 174a"
+
+_gemeente_damocles := {
+	"id": "gemeente-damocles",
+	"subscriber": "gemeente",
+	"purpose": "damocles_enforcement",
+	"legal_basis": _drug_basis,
+}
+
+_dealing := {"type": "drug_signal", "source": "politie", "attributes": {"activity": "dealing", "severity": 3}}
+
+# --- decision shape over several subscriptions ---
+
+test_allow_decisions_keyed_by_subscription_id if {
+	subs := [
+		_gemeente_damocles,
+		{"id": "wc", "subscriber": "woningcorporatie", "purpose": "nope", "legal_basis": "x"},
+	]
+	ds := sharing.decisions with input as {"signal": _dealing, "subscriptions": subs, "now": _today}
+	object.keys(ds) == {"gemeente-damocles", "wc"}
+	ds["gemeente-damocles"].allow == true
+	ds["gemeente-damocles"].domain == "gemeente"
+	ds["gemeente-damocles"].reasons == [
+		"permitted by agreement drug_signal/gemeente/damocles_enforcement under Opiumwet art. 13b jo. Gemeentewet art. 174a",
+	]
+	ds.wc.allow == false
+}
+
+test_allow_casework_partners_share_one_pseudonym_domain if {
+	every subscriber in ["zvh", "gemeente", "politie", "om", "reclassering"] {
+		data.signalhub.agreements[concat("/", ["casework_referral", subscriber, "casework"])].domain == "zvh-casework"
+	}
+}
+
+test_allow_domain_defaults_to_subscriber if {
+	d := _decide("housing_closure/politie/public_order_enforcement", "Politiewet 2012 art. 3", {"measure": "closure_art13b_opiumwet"}, _today)
+	d.allow == true
+	d.domain == "politie"
+}
+
+test_allow_on_first_and_last_day_of_validity if {
+	key := "nuisance_report/gemeente/public_order"
+	attrs := {"category": "noise", "severity": 1}
+	_decide(key, _basis(key), attrs, data.signalhub.agreements[key].valid_from).allow == true
+	_decide(key, _basis(key), attrs, data.signalhub.agreements[key].valid_until).allow == true
+}
+
+# --- generic denials ---
+
+test_deny_no_agreement_for_type_subscriber_purpose if {
+	ds := sharing.decisions with input as {
+		"signal": _dealing,
+		"subscriptions": [{"id": "wc", "subscriber": "woningcorporatie", "purpose": "prevent_eviction", "legal_basis": "x"}],
+		"now": _today,
+	}
+	ds.wc == {
+		"allow": false,
+		"fields": [],
+		"pseudonymise": [],
+		"reasons": ["no agreement for drug_signal to woningcorporatie for purpose prevent_eviction"],
+		"domain": "woningcorporatie",
+		"legal_basis": "x",
+	}
+}
+
+test_deny_claimed_legal_basis_differs if {
+	d := _decide("drug_signal/gemeente/damocles_enforcement", "Gemeentewet art. 172", {"activity": "dealing", "severity": 3}, _today)
+	d.allow == false
+	d.reasons == ["claimed legal basis Gemeentewet art. 172 does not match the agreement's Opiumwet art. 13b jo. Gemeentewet art. 174a"]
+}
+
+test_deny_missing_legal_basis if {
+	d := sharing.decision with input as {
+		"signal": _dealing,
+		"subscription": {"id": "g", "subscriber": "gemeente", "purpose": "damocles_enforcement"},
+		"now": _today,
+	}
+	d.allow == false
+}
+
+test_deny_before_agreement_in_force if {
+	_denies_on("nuisance_report/gemeente/public_order", {"category": "noise", "severity": 3}, "2023-12-31", "agreement not yet in force: valid from 2024-01-01")
+}
+
+test_deny_missing_condition_attribute if {
+	_denies("nuisance_report/politie/public_order_enforcement", {"category": "noise"}, "severity below the agreed minimum of 3")
+	_denies("housing_closure/politie/public_order_enforcement", {}, `measure is not one of the agreed values ["closure_art13b_opiumwet", "closure_art174a_gemeentewet"]`)
+}
+
+test_deny_consent_false if {
+	_denies("debt_signal/zvh/casework", {"months_in_arrears": 6, "consent": false}, "the agreement requires the subject's consent and none is recorded")
+}
+
+test_deny_only_minors_with_unknown_age if {
+	_denies("drug_signal/jeugdzorg/youth_protection", {"activity": "dealing", "severity": 3}, "the signal is not known to concern a minor and the agreement covers minors only")
+}
+
+test_deny_lists_every_reason_sorted if {
+	d := _decide("drug_signal/om/prosecution", "x", {"activity": "storage", "severity": 1}, "2030-01-01")
+	d.reasons == [
+		"activity is not one of the agreed values [\"dealing\", \"production_site\", \"recruitment_of_minors\"]",
+		"agreement expired: valid until 2027-12-31",
+		"claimed legal basis x does not match the agreement's Wetboek van Strafvordering art. 148",
+		"severity below the agreed minimum of 4",
+	]
+}
+
+test_deny_agreement_that_lists_a_bsn_in_clear if {
+	bad := {"drug_signal/gemeente/damocles_enforcement": {
+		"legal_basis": _drug_basis,
+		"valid_from": "2024-01-01",
+		"valid_until": "2027-12-31",
+		"fields": ["activity", "subject_bsn"],
+		"pseudonymise": [],
+		"conditions": {},
+		"requires_consent": false,
+	}}
+	d := sharing.decision with input as {"signal": _dealing, "subscription": _gemeente_damocles, "now": _today}
+		with data.signalhub.agreements as bad
+	d.allow == false
+	d.reasons == ["the agreement lists subject_bsn in clear; a BSN is only ever pseudonymised"]
+}
+
+test_deny_incomplete_input_by_default if {
+	d := sharing.decision with input as {"subscription": _gemeente_damocles}
+	d.allow == false
+	d.domain == ""
+	count(sharing.decisions) == 0 with input as {"subscriptions": [_gemeente_damocles]}
+}
+
+# --- invariants of the shipped agreements ---
+
+test_deny_bsn_in_clear_in_no_shipped_agreement if {
+	every agreement in data.signalhub.agreements {
+		every field in agreement.fields {
+			not field in {"subject_bsn", "occupant_bsn"}
+		}
+	}
+}
+
+test_deny_minors_to_woningcorporatie_in_every_agreement if {
+	keys := _keys_of("woningcorporatie")
+	count(keys) > 0
+	every key in keys {
+		data.signalhub.agreements[key].conditions.exclude_minors == true
+	}
+}
+
+test_allow_jeugdzorg_only_about_minors_in_every_agreement if {
+	keys := _keys_of("jeugdzorg")
+	count(keys) > 0
+	every key in keys {
+		data.signalhub.agreements[key].conditions.only_minors == true
+	}
+}
+
+test_deny_free_text_to_all_but_a_few_agreements if {
+	with_text := {key | some key, agreement in data.signalhub.agreements; "description" in agreement.fields}
+	count(with_text) <= 3
+}
+
+test_deny_every_listed_field_either_clear_or_pseudonymised if {
+	every agreement in data.signalhub.agreements {
+		count({f | some f in agreement.fields} & {f | some f in agreement.pseudonymise}) == 0
+	}
+}
+
+_keys_of(subscriber) := {key | some key, _ in data.signalhub.agreements; split(key, "/")[1] == subscriber}
+
+# --- per shipped agreement: one allow, and one deny per condition it carries (or, without
+# conditions, past its validity); tests/test_rego.py checks that no agreement lacks them ---
+
+test_allow_nuisance_report_woningcorporatie_prevent_housing_nuisance if {
+	_allows("nuisance_report/woningcorporatie/prevent_housing_nuisance", {"category": "noise", "severity": 4, "reporter_type": "resident"})
+}
+
+test_deny_nuisance_report_woningcorporatie_prevent_housing_nuisance_below_min_severity if {
+	_denies("nuisance_report/woningcorporatie/prevent_housing_nuisance", {"category": "noise", "severity": 1, "reporter_type": "resident"}, "severity below the agreed minimum of 2")
+}
+
+test_deny_nuisance_report_woningcorporatie_prevent_housing_nuisance_minor if {
+	_denies("nuisance_report/woningcorporatie/prevent_housing_nuisance", {"category": "noise", "severity": 4, "reporter_type": "resident", "age_band": "12-17", "minor": true}, "the signal concerns a minor and the agreement excludes minors")
+}
+
+test_allow_nuisance_report_gemeente_public_order if {
+	_allows("nuisance_report/gemeente/public_order", {"category": "noise", "severity": 4, "reporter_type": "resident"})
+}
+
+test_deny_nuisance_report_gemeente_public_order_after_expiry if {
+	_denies_on("nuisance_report/gemeente/public_order", {"category": "noise", "severity": 4, "reporter_type": "resident"}, "2028-01-01", "agreement expired: valid until 2027-12-31")
+}
+
+test_allow_nuisance_report_politie_public_order_enforcement if {
+	_allows("nuisance_report/politie/public_order_enforcement", {"category": "noise", "severity": 4, "reporter_type": "resident"})
+}
+
+test_deny_nuisance_report_politie_public_order_enforcement_below_min_severity if {
+	_denies("nuisance_report/politie/public_order_enforcement", {"category": "noise", "severity": 2, "reporter_type": "resident"}, "severity below the agreed minimum of 3")
+}
+
+test_allow_drug_signal_woningcorporatie_prevent_housing_nuisance if {
+	_allows("drug_signal/woningcorporatie/prevent_housing_nuisance", {"activity": "production_site", "severity": 4, "age_band": "23-64", "minor": false})
+}
+
+test_deny_drug_signal_woningcorporatie_prevent_housing_nuisance_activity_dealing if {
+	_denies("drug_signal/woningcorporatie/prevent_housing_nuisance", {"activity": "dealing", "severity": 4, "age_band": "23-64", "minor": false}, "activity is not one of the agreed values [\"production_site\", \"storage\", \"drug_nuisance\"]")
+}
+
+test_deny_drug_signal_woningcorporatie_prevent_housing_nuisance_minor if {
+	_denies("drug_signal/woningcorporatie/prevent_housing_nuisance", {"activity": "production_site", "severity": 4, "age_band": "12-17", "minor": true}, "the signal concerns a minor and the agreement excludes minors")
+}
+
+test_allow_drug_signal_gemeente_damocles_enforcement if {
+	_allows("drug_signal/gemeente/damocles_enforcement", {"activity": "production_site", "severity": 4, "age_band": "23-64", "minor": false})
+}
+
+test_deny_drug_signal_gemeente_damocles_enforcement_below_min_severity if {
+	_denies("drug_signal/gemeente/damocles_enforcement", {"activity": "production_site", "severity": 1, "age_band": "23-64", "minor": false}, "severity below the agreed minimum of 2")
+}
+
+test_deny_drug_signal_gemeente_damocles_enforcement_activity_drug_nuisance if {
+	_denies("drug_signal/gemeente/damocles_enforcement", {"activity": "drug_nuisance", "severity": 4, "age_band": "23-64", "minor": false}, "activity is not one of the agreed values [\"dealing\", \"production_site\", \"storage\"]")
+}
+
+test_allow_drug_signal_politie_criminal_investigation if {
+	_allows("drug_signal/politie/criminal_investigation", {"activity": "production_site", "severity": 4, "age_band": "23-64", "minor": false})
+}
+
+test_deny_drug_signal_politie_criminal_investigation_after_expiry if {
+	_denies_on("drug_signal/politie/criminal_investigation", {"activity": "production_site", "severity": 4, "age_band": "23-64", "minor": false}, "2028-01-01", "agreement expired: valid until 2027-12-31")
+}
+
+test_allow_drug_signal_om_prosecution if {
+	_allows("drug_signal/om/prosecution", {"activity": "production_site", "severity": 4, "age_band": "23-64", "minor": false})
+}
+
+test_deny_drug_signal_om_prosecution_below_min_severity if {
+	_denies("drug_signal/om/prosecution", {"activity": "production_site", "severity": 3, "age_band": "23-64", "minor": false}, "severity below the agreed minimum of 4")
+}
+
+test_deny_drug_signal_om_prosecution_activity_storage if {
+	_denies("drug_signal/om/prosecution", {"activity": "storage", "severity": 4, "age_band": "23-64", "minor": false}, "activity is not one of the agreed values [\"dealing\", \"production_site\", \"recruitment_of_minors\"]")
+}
+
+test_allow_drug_signal_jeugdzorg_youth_protection if {
+	_allows("drug_signal/jeugdzorg/youth_protection", {"activity": "production_site", "severity": 4, "age_band": "12-17", "minor": true})
+}
+
+test_deny_drug_signal_jeugdzorg_youth_protection_adult if {
+	_denies("drug_signal/jeugdzorg/youth_protection", {"activity": "production_site", "severity": 4, "age_band": "18-22", "minor": false}, "the signal is not known to concern a minor and the agreement covers minors only")
+}
+
+test_allow_intimidation_report_gemeente_undermining_resilience if {
+	_allows("intimidation_report/gemeente/undermining_resilience", {"victim_role": "official", "severity": 4, "organised_crime_indication": true})
+}
+
+test_deny_intimidation_report_gemeente_undermining_resilience_victim_role_resident if {
+	_denies("intimidation_report/gemeente/undermining_resilience", {"victim_role": "resident", "severity": 4, "organised_crime_indication": true}, "victim_role is not one of the agreed values [\"official\", \"entrepreneur\"]")
+}
+
+test_allow_intimidation_report_politie_public_order_enforcement if {
+	_allows("intimidation_report/politie/public_order_enforcement", {"victim_role": "official", "severity": 4, "organised_crime_indication": true})
+}
+
+test_deny_intimidation_report_politie_public_order_enforcement_after_expiry if {
+	_denies_on("intimidation_report/politie/public_order_enforcement", {"victim_role": "official", "severity": 4, "organised_crime_indication": true}, "2028-01-01", "agreement expired: valid until 2027-12-31")
+}
+
+test_allow_intimidation_report_om_prosecution if {
+	_allows("intimidation_report/om/prosecution", {"victim_role": "official", "severity": 4, "organised_crime_indication": true})
+}
+
+test_deny_intimidation_report_om_prosecution_below_min_severity if {
+	_denies("intimidation_report/om/prosecution", {"victim_role": "official", "severity": 2, "organised_crime_indication": true}, "severity below the agreed minimum of 3")
+}
+
+test_deny_intimidation_report_om_prosecution_organised_crime_indication_false if {
+	_denies("intimidation_report/om/prosecution", {"victim_role": "official", "severity": 4, "organised_crime_indication": false}, "organised_crime_indication is not one of the agreed values [true]")
+}
+
+test_allow_debt_signal_schuldhulpverlening_early_debt_signalling if {
+	_allows("debt_signal/schuldhulpverlening/early_debt_signalling", {"debt_kind": "rent", "months_in_arrears": 4, "age_band": "23-64", "minor": false})
+}
+
+test_deny_debt_signal_schuldhulpverlening_early_debt_signalling_months_in_arrears_below_minimum if {
+	_denies("debt_signal/schuldhulpverlening/early_debt_signalling", {"debt_kind": "rent", "months_in_arrears": 0, "age_band": "23-64", "minor": false}, "months_in_arrears below the agreed minimum of 1")
+}
+
+test_deny_debt_signal_schuldhulpverlening_early_debt_signalling_minor if {
+	_denies("debt_signal/schuldhulpverlening/early_debt_signalling", {"debt_kind": "rent", "months_in_arrears": 4, "age_band": "12-17", "minor": true}, "the signal concerns a minor and the agreement excludes minors")
+}
+
+test_allow_debt_signal_zvh_casework if {
+	_allows("debt_signal/zvh/casework", {"debt_kind": "rent", "months_in_arrears": 4, "age_band": "23-64", "minor": false, "consent": true})
+}
+
+test_deny_debt_signal_zvh_casework_months_in_arrears_below_minimum if {
+	_denies("debt_signal/zvh/casework", {"debt_kind": "rent", "months_in_arrears": 2, "age_band": "23-64", "minor": false, "consent": true}, "months_in_arrears below the agreed minimum of 3")
+}
+
+test_deny_debt_signal_zvh_casework_without_consent if {
+	_denies("debt_signal/zvh/casework", {"debt_kind": "rent", "months_in_arrears": 4, "age_band": "23-64", "minor": false}, "the agreement requires the subject's consent and none is recorded")
+}
+
+test_allow_housing_closure_woningcorporatie_tenancy_enforcement if {
+	_allows("housing_closure/woningcorporatie/tenancy_enforcement", {"measure": "closure_art13b_opiumwet"})
+}
+
+test_deny_housing_closure_woningcorporatie_tenancy_enforcement_measure_eviction if {
+	_denies("housing_closure/woningcorporatie/tenancy_enforcement", {"measure": "eviction"}, "measure is not one of the agreed values [\"closure_art13b_opiumwet\", \"closure_art174a_gemeentewet\"]")
+}
+
+test_deny_housing_closure_woningcorporatie_tenancy_enforcement_minor if {
+	_denies("housing_closure/woningcorporatie/tenancy_enforcement", {"measure": "closure_art13b_opiumwet", "age_band": "12-17", "minor": true}, "the signal concerns a minor and the agreement excludes minors")
+}
+
+test_allow_housing_closure_politie_public_order_enforcement if {
+	_allows("housing_closure/politie/public_order_enforcement", {"measure": "closure_art13b_opiumwet"})
+}
+
+test_deny_housing_closure_politie_public_order_enforcement_measure_eviction if {
+	_denies("housing_closure/politie/public_order_enforcement", {"measure": "eviction"}, "measure is not one of the agreed values [\"closure_art13b_opiumwet\", \"closure_art174a_gemeentewet\"]")
+}
+
+test_allow_housing_closure_schuldhulpverlening_early_debt_signalling if {
+	_allows("housing_closure/schuldhulpverlening/early_debt_signalling", {"measure": "eviction"})
+}
+
+test_deny_housing_closure_schuldhulpverlening_early_debt_signalling_measure_closure_art13b_opiumwet if {
+	_denies("housing_closure/schuldhulpverlening/early_debt_signalling", {"measure": "closure_art13b_opiumwet"}, "measure is not one of the agreed values [\"eviction\"]")
+}
+
+test_allow_housing_closure_zvh_casework if {
+	_allows("housing_closure/zvh/casework", {"measure": "closure_art13b_opiumwet"})
+}
+
+test_deny_housing_closure_zvh_casework_after_expiry if {
+	_denies_on("housing_closure/zvh/casework", {"measure": "closure_art13b_opiumwet"}, "2028-01-01", "agreement expired: valid until 2027-12-31")
+}
+
+test_allow_radicalisation_concern_gemeente_public_order if {
+	_allows("radicalisation_concern/gemeente/public_order", {"concern_level": "high", "age_band": "18-22", "minor": false})
+}
+
+test_deny_radicalisation_concern_gemeente_public_order_concern_level_low if {
+	_denies("radicalisation_concern/gemeente/public_order", {"concern_level": "low", "age_band": "18-22", "minor": false}, "concern_level is not one of the agreed values [\"medium\", \"high\"]")
+}
+
+test_allow_radicalisation_concern_politie_public_order_enforcement if {
+	_allows("radicalisation_concern/politie/public_order_enforcement", {"concern_level": "high", "age_band": "18-22", "minor": false})
+}
+
+test_deny_radicalisation_concern_politie_public_order_enforcement_concern_level_low if {
+	_denies("radicalisation_concern/politie/public_order_enforcement", {"concern_level": "low", "age_band": "18-22", "minor": false}, "concern_level is not one of the agreed values [\"high\"]")
+}
+
+test_allow_radicalisation_concern_jeugdzorg_youth_protection if {
+	_allows("radicalisation_concern/jeugdzorg/youth_protection", {"concern_level": "high", "age_band": "12-17", "minor": true})
+}
+
+test_deny_radicalisation_concern_jeugdzorg_youth_protection_adult if {
+	_denies("radicalisation_concern/jeugdzorg/youth_protection", {"concern_level": "high", "age_band": "18-22", "minor": false}, "the signal is not known to concern a minor and the agreement covers minors only")
+}
+
+test_allow_radicalisation_concern_zvh_casework if {
+	_allows("radicalisation_concern/zvh/casework", {"concern_level": "high", "age_band": "18-22", "minor": false})
+}
+
+test_deny_radicalisation_concern_zvh_casework_concern_level_low if {
+	_denies("radicalisation_concern/zvh/casework", {"concern_level": "low", "age_band": "18-22", "minor": false}, "concern_level is not one of the agreed values [\"medium\", \"high\"]")
+}
+
+test_allow_casework_referral_zvh_casework if {
+	_allows("casework_referral/zvh/casework", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "23-64", "minor": false})
+}
+
+test_deny_casework_referral_zvh_casework_after_expiry if {
+	_denies_on("casework_referral/zvh/casework", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "23-64", "minor": false}, "2028-01-01", "agreement expired: valid until 2027-12-31")
+}
+
+test_allow_casework_referral_gemeente_casework if {
+	_allows("casework_referral/gemeente/casework", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "23-64", "minor": false})
+}
+
+test_deny_casework_referral_gemeente_casework_after_expiry if {
+	_denies_on("casework_referral/gemeente/casework", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "23-64", "minor": false}, "2028-01-01", "agreement expired: valid until 2027-12-31")
+}
+
+test_allow_casework_referral_politie_casework if {
+	_allows("casework_referral/politie/casework", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "23-64", "minor": false})
+}
+
+test_deny_casework_referral_politie_casework_referral_reason_multi_problem if {
+	_denies("casework_referral/politie/casework", {"referral_reason": "multi_problem", "urgency": "urgent", "age_band": "23-64", "minor": false}, "referral_reason is not one of the agreed values [\"safety_risk\", \"domestic_violence\", \"radicalisation\"]")
+}
+
+test_allow_casework_referral_om_casework if {
+	_allows("casework_referral/om/casework", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "23-64", "minor": false})
+}
+
+test_deny_casework_referral_om_casework_referral_reason_multi_problem if {
+	_denies("casework_referral/om/casework", {"referral_reason": "multi_problem", "urgency": "urgent", "age_band": "23-64", "minor": false}, "referral_reason is not one of the agreed values [\"safety_risk\", \"domestic_violence\", \"after_detention\"]")
+}
+
+test_allow_casework_referral_reclassering_casework if {
+	_allows("casework_referral/reclassering/casework", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "23-64", "minor": false})
+}
+
+test_deny_casework_referral_reclassering_casework_referral_reason_multi_problem if {
+	_denies("casework_referral/reclassering/casework", {"referral_reason": "multi_problem", "urgency": "urgent", "age_band": "23-64", "minor": false}, "referral_reason is not one of the agreed values [\"after_detention\", \"safety_risk\", \"domestic_violence\"]")
+}
+
+test_deny_casework_referral_reclassering_casework_minor if {
+	_denies("casework_referral/reclassering/casework", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "12-17", "minor": true}, "the signal concerns a minor and the agreement excludes minors")
+}
+
+test_allow_casework_referral_schuldhulpverlening_casework if {
+	_allows("casework_referral/schuldhulpverlening/casework", {"referral_reason": "multi_problem", "urgency": "urgent", "age_band": "23-64", "minor": false, "consent": true})
+}
+
+test_deny_casework_referral_schuldhulpverlening_casework_referral_reason_safety_risk if {
+	_denies("casework_referral/schuldhulpverlening/casework", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "23-64", "minor": false, "consent": true}, "referral_reason is not one of the agreed values [\"multi_problem\"]")
+}
+
+test_deny_casework_referral_schuldhulpverlening_casework_minor if {
+	_denies("casework_referral/schuldhulpverlening/casework", {"referral_reason": "multi_problem", "urgency": "urgent", "age_band": "12-17", "minor": true, "consent": true}, "the signal concerns a minor and the agreement excludes minors")
+}
+
+test_deny_casework_referral_schuldhulpverlening_casework_without_consent if {
+	_denies("casework_referral/schuldhulpverlening/casework", {"referral_reason": "multi_problem", "urgency": "urgent", "age_band": "23-64", "minor": false}, "the agreement requires the subject's consent and none is recorded")
+}
+
+test_allow_casework_referral_jeugdzorg_youth_protection if {
+	_allows("casework_referral/jeugdzorg/youth_protection", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "12-17", "minor": true})
+}
+
+test_deny_casework_referral_jeugdzorg_youth_protection_adult if {
+	_denies("casework_referral/jeugdzorg/youth_protection", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "18-22", "minor": false}, "the signal is not known to concern a minor and the agreement covers minors only")
+}

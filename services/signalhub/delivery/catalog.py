@@ -1,0 +1,133 @@
+"""The view-schema catalogue: how a process other than the enforcer learns subscriber schemas.
+
+View schemas are derived per policy decision (which fields are clear, which pseudonymised), so no
+reader can know them in advance. The enforcer publishes each new view schema once to the topic
+``schemas.views`` (key: fingerprint hex, value: the schema as JSON) *before* the first delivery
+that uses it. :class:`ViewSchemaCatalog` reads that topic from the beginning into a
+:class:`~signalhub.schema.SchemaRegistry`, and reads on when a delivery names a fingerprint it
+has not seen yet: the schema is then on the topic, just not read yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from kafka import KafkaConsumer
+
+from signalhub import codec
+from signalhub.topic_reader import assign_topic, drain, open_consumer
+from signalhub.errors import SchemaError, UnknownSchemaError
+from signalhub.schema import SchemaRegistry
+from signalhub.types import AvroSchema, Record
+
+__all__ = ["VIEW_SCHEMAS_TOPIC", "ViewSchemaCatalog"]
+
+logger = logging.getLogger(__name__)
+
+VIEW_SCHEMAS_TOPIC = "schemas.views"
+
+
+def _public(schema: Any) -> Any:
+    """The schema without fastavro's private ``__`` keys (a parsed schema may have been dumped)."""
+    if isinstance(schema, dict):
+        return {k: _public(v) for k, v in schema.items() if not str(k).startswith("__")}
+    if isinstance(schema, list):
+        return [_public(item) for item in schema]
+    return schema
+
+
+class ViewSchemaCatalog:
+    """A registry kept up to date from ``schemas.views``; decodes deliveries with it.
+
+    Thread-safe: the pull API decodes from several request threads. Reading resumes where the
+    last refresh stopped (registration is idempotent, so re-reading would only cost time).
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        registry: SchemaRegistry,
+        *,
+        topic: str = VIEW_SCHEMAS_TOPIC,
+        idle_ms: int = 300,
+    ) -> None:
+        self.registry = registry
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.idle_ms = idle_ms
+        self._lock = threading.Lock()
+        self._consumer: KafkaConsumer | None = None
+        self._assigned = 0
+        #: Schemas registered from the topic so far.
+        self.loaded = 0
+
+    def refresh(self) -> int:
+        """Read ``schemas.views`` on from where the last read stopped; returns schemas added."""
+        with self._lock:
+            return self._refresh_locked()
+
+    def _refresh_locked(self) -> int:
+        consumer = self._consumer
+        if consumer is None:
+            consumer = self._consumer = open_consumer(
+                self.bootstrap_servers, client_id="signalhub-view-catalog"
+            )
+        partitions = consumer.partitions_for_topic(self.topic) or set()
+        if len(partitions) != self._assigned:  # first read, or the topic appeared / grew
+            positions = {tp.partition: consumer.position(tp) for tp in consumer.assignment()}
+            self._assigned = len(assign_topic(consumer, self.topic, positions))
+        if not self._assigned:
+            return 0
+        added = 0
+        for record in drain(consumer, idle_ms=self.idle_ms):
+            added += self._register(record)
+        self.loaded += added
+        return added
+
+    def _register(self, record: Any) -> int:
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        try:
+            schema: AvroSchema = _public(json.loads(record.value))
+            fingerprint = self.registry.register(schema)
+        except (ValueError, TypeError, SchemaError) as exc:
+            # One bad entry must not stop the catalogue; the deliveries that need it will fail
+            # to decode and say so.
+            logger.warning("skipping unreadable view schema at %s: %s", where, exc)
+            return 0
+        key = bytes(record.key or b"").decode("utf-8", "replace")
+        if key and key != fingerprint.hex():
+            logger.warning(
+                "view schema at %s is keyed %s but has fingerprint %s; registered by content",
+                where,
+                key,
+                fingerprint.hex(),
+            )
+        return 1
+
+    def decode(self, data: bytes) -> tuple[AvroSchema, Record]:
+        """Decode one delivery; on an unknown fingerprint read the catalogue on and retry once.
+
+        Raises :class:`UnknownSchemaError` when the schema is still unknown after the re-read,
+        and :class:`~signalhub.errors.DecodeError` for bytes that are not a framed record.
+        """
+        try:
+            return codec.decode(self.registry, data)
+        except UnknownSchemaError:
+            self.refresh()
+            return codec.decode(self.registry, data)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+                self._consumer = None
+                self._assigned = 0
+
+    def __enter__(self) -> ViewSchemaCatalog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

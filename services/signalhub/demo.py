@@ -1,0 +1,248 @@
+"""The demo: the whole hub on the embedded default, over the shipped sample data.
+
+It starts the broker and an enforcer worker, runs every agency connector over its sample file,
+waits until every published signal is accounted for (audited, dead-lettered or parked), then
+shows per subscriber what it received, what went to the DLQ and the rejects, and a summary.
+Everything it starts, it stops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from signalhub import codec
+from signalhub.audit import AUDIT_TOPIC, load_audit_schema
+from signalhub.broker import connect, create_topics
+from signalhub.config import Settings
+from signalhub.connector.definition import ConnectorDefinition, load_definitions
+from signalhub.connector.publisher import KafkaPublisher
+from signalhub.connector.runner import ConnectorRunner, Reject, RejectList, RunReport
+from signalhub.connector.sources import open_source
+from signalhub.topic_reader import assign_topic, drain, header, open_consumer
+from signalhub.delivery.catalog import ViewSchemaCatalog
+from signalhub.delivery.reader import DeliveredRecord, read_deliveries, to_json_value
+from signalhub.enforcement import DLQ_TOPIC, PARKED_TOPIC
+from signalhub.enforcer import enforcer_topics
+from signalhub.errors import SignalhubError
+from signalhub.pseudonym import default_key_file, ensure_dev_key
+from signalhub.schema import SchemaRegistry
+from signalhub.stack import EnforcerProcess
+from signalhub.subscriptions import load_subscriptions, subscribers
+
+__all__ = ["Accounting", "DemoReport", "find_inputs", "run_demo", "run_stack"]
+
+Echo = Callable[[str], None]
+
+#: Bytes no connector would write: the demo puts one on a signal topic to show the DLQ at work.
+FOREIGN_RECORD = b"\x00not-avro: a misbehaving producer wrote this straight onto the topic"
+DRAIN_TIMEOUT_S = 180.0
+
+
+@dataclass
+class DemoReport:
+    """What the demo did, as counts and the records it read back."""
+
+    runs: list[RunReport] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    deliveries: dict[str, list[DeliveredRecord]] = field(default_factory=dict)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def published(self) -> int:
+        return sum(run.published for run in self.runs)
+
+    def outcomes(self) -> Counter[str]:
+        return Counter(str(record["outcome"]) for record in self.audit)
+
+
+def find_inputs(definitions: dict[str, ConnectorDefinition], input_dir: Path) -> list[tuple[str, Path]]:
+    """(connector, file) pairs: each agency's file is ``<input>/<agency>.<csv|jsonl|sqlite>``."""
+    found: list[tuple[str, Path]] = []
+    for name in sorted(definitions):
+        for suffix in (".csv", ".jsonl", ".sqlite"):
+            path = input_dir / f"{name}{suffix}"
+            if path.exists():
+                found.append((name, path))
+    if not found:
+        raise SignalhubError(
+            f"no agency files in {input_dir} — expected files named <agency>.csv, .jsonl or .sqlite "
+            f"for agencies {', '.join(sorted(definitions))} (see docs/connectors.md)"
+        )
+    return found
+
+
+def run_demo(settings: Settings, echo: Echo, input_dir: Path | None = None, out_dir: Path | None = None) -> DemoReport:
+    """Run the whole flow once and return what happened; writes OUT files when asked."""
+    settings = prepare_settings(settings)
+    registry = SchemaRegistry.from_dir(settings.schemas_dir)
+    definitions = load_definitions(settings.connectors_dir)
+    inputs = find_inputs(definitions, input_dir or settings.connectors_dir / "samples")
+    report = DemoReport()
+    with connect(settings) as bootstrap, run_stack(settings, bootstrap, echo) as enforcer:
+        publisher = KafkaPublisher(bootstrap)
+        try:
+            for name, path in inputs:
+                rejects = RejectList()
+                runner = ConnectorRunner(
+                    definitions[name], registry, publisher, rejects=rejects,
+                    max_record_bytes=settings.max_record_bytes,
+                )
+                run = runner.run(open_source(definitions[name], str(path), settings))
+                report.runs.append(run)
+                report.rejects.extend(rejects.rejects)
+                echo(f"  connector {name:<20} {run.read:>4} read  {run.published:>4} published  {run.rejected:>3} rejected")
+            if input_dir is None:
+                publisher.publish(registry.signal("nuisance_report").topic, b"foreign-1", FOREIGN_RECORD)
+                publisher.flush()
+        finally:
+            publisher.close()
+        expected_ids = {signal_id for run in report.runs for signal_id in run.signal_ids}
+        expected_dead = 0 if input_dir is not None else 1
+        with Accounting(bootstrap, registry, settings) as accounting:
+            accounting.wait_for(expected_ids, echo, enforcer, dead_letters=expected_dead)
+            report.audit = [row for row in accounting.audit if row["signal_id"] in expected_ids]
+            report.dead_letters = accounting.dead_letters
+        with ViewSchemaCatalog(bootstrap, registry) as catalog:
+            for name in subscribers(load_subscriptions(settings.subscriptions_file)):
+                report.deliveries[name] = list(read_deliveries(bootstrap, name, catalog, dedupe=True))
+    if out_dir is not None:
+        write_outputs(report, out_dir)
+    return report
+
+
+def prepare_settings(settings: Settings) -> Settings:
+    """Embedded mode without a configured key gets an owner-only development key file."""
+    if settings.master_key is not None or settings.key_file is not None:
+        return settings
+    key_file = default_key_file(settings).resolve()
+    ensure_dev_key(key_file)
+    return settings.model_copy(update={"key_file": key_file, "state_dir": settings.state_dir.resolve()})
+
+
+class run_stack:  # noqa: N801 - used as a context manager like contextlib helpers
+    """Create the hub's topics and run one enforcer worker against ``bootstrap`` for a block."""
+
+    def __init__(self, settings: Settings, bootstrap: str, echo: Echo) -> None:
+        sources, sinks = enforcer_topics(settings)
+        create_topics(bootstrap, sources, partitions=settings.partitions)
+        create_topics(bootstrap, sinks, partitions=1)
+        env = {"SIGNALHUB_HOME": str(settings.home), "SIGNALHUB_STATE_DIR": str(settings.state_dir)}
+        if settings.key_file is not None:
+            env["SIGNALHUB_KEY_FILE"] = str(settings.key_file)
+        self.process = EnforcerProcess(bootstrap, settings.state_dir / "enforcer.log", env)
+        self._echo = echo
+
+    def __enter__(self) -> EnforcerProcess:
+        self._echo("  enforcer worker starting (log: %s)" % self.process._log_path)
+        return self.process.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.stop()
+
+
+class Accounting:
+    """Reads the audit, DLQ and parked topics as they fill, to tell when signals are accounted for.
+
+    A published signal is accounted for once an audit record (allow, deny or error) or a dead
+    letter names it. Counting is done by consuming, never from end offsets (tansu under-reports
+    them).
+    """
+
+    def __init__(self, bootstrap: str, registry: SchemaRegistry, settings: Settings) -> None:
+        self._registry = registry
+        registry.register(load_audit_schema(settings.schemas_dir))
+        self._consumer = open_consumer(bootstrap, client_id="signalhub-accounting")
+        partitions = []
+        for topic in (AUDIT_TOPIC, DLQ_TOPIC, PARKED_TOPIC):
+            partitions += assign_topic(self._consumer, topic)
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_beginning(*partitions)
+        self.audit: list[dict[str, Any]] = []
+        self.dead_letters: list[dict[str, Any]] = []
+        self.parked: list[dict[str, Any]] = []
+        self.seen: set[str] = set()
+
+    def read(self, idle_ms: int = 500) -> None:
+        """Take in whatever arrived, until the topics stay quiet for ``idle_ms``."""
+        for message in drain(self._consumer, idle_ms=idle_ms):
+            if message.topic == AUDIT_TOPIC:
+                _, record = codec.decode(self._registry, message.value)
+                self.audit.append({key: to_json_value(value) for key, value in record.items()})
+                self.seen.add(record["signal_id"])
+                continue
+            failure = _failure_json(message)
+            (self.dead_letters if message.topic == DLQ_TOPIC else self.parked).append(failure)
+            if failure["key"]:
+                self.seen.add(failure["key"])
+
+    def wait_for(
+        self,
+        signal_ids: set[str],
+        echo: Echo,
+        enforcer: EnforcerProcess | None = None,
+        *,
+        dead_letters: int = 0,
+        timeout_s: float = DRAIN_TIMEOUT_S,
+    ) -> None:
+        """Block until every id is accounted for and ``dead_letters`` DLQ records arrived."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.read()
+            accounted = len(signal_ids & self.seen)
+            echo(
+                f"  enforcer: {accounted}/{len(signal_ids)} signals accounted for, "
+                f"{len(self.dead_letters)} dead letters"
+            )
+            if accounted == len(signal_ids) and len(self.dead_letters) >= dead_letters:
+                return
+            if enforcer is not None:
+                enforcer.check_alive()
+            if time.monotonic() > deadline:
+                raise SignalhubError(
+                    f"only {accounted} of {len(signal_ids)} signals were processed within "
+                    f"{timeout_s:.0f} s — look at the enforcer's log"
+                )
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> Accounting:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _failure_json(message: Any) -> dict[str, Any]:
+    return {
+        "topic": message.topic,
+        "key": message.key.decode("utf-8", "replace") if message.key else None,
+        "reason": header(message, "signalhub.reason"),
+        "detail": header(message, "signalhub.detail"),
+        "source": f"{header(message, 'signalhub.source.topic')}[{header(message, 'signalhub.source.partition')}]"
+        f"@{header(message, 'signalhub.source.offset')}",
+        "original_bytes": len(message.value or b""),
+    }
+
+
+def write_outputs(report: DemoReport, out_dir: Path) -> None:
+    """OUT/<subscriber>.jsonl, OUT/dlq.jsonl, OUT/rejects.jsonl and OUT/audit.jsonl."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for subscriber, records in report.deliveries.items():
+        _write_jsonl(out_dir / f"{subscriber}.jsonl", (record.to_json() for record in records))
+    _write_jsonl(out_dir / "dlq.jsonl", report.dead_letters)
+    _write_jsonl(out_dir / "rejects.jsonl", (reject.as_json() for reject in report.rejects))
+    _write_jsonl(out_dir / "audit.jsonl", report.audit)
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,348 @@
+"""The enforcer's pure core: one raw signal record in, the records to produce out.
+
+Decode and validate, take one policy decision for all active subscriptions of the signal's type,
+and per permitted subscription project, pseudonymise and encode a delivery; one audit record per
+decision. A record that cannot be processed becomes a dead letter (with its reason and original
+bytes); a signal whose policy cannot be evaluated is parked, not dropped, and nothing about it is
+delivered (fail closed). No faust here: the stream wiring lives in :mod:`signalhub.enforcer`.
+
+Error policy, in one place (:meth:`Enforcement.process`):
+    DecodeError / ValidationError / oversized / wrong topic  -> dead letter, go on
+    PolicyError                                              -> deny + audit "error" + park, go on
+    anything else                                            -> crash (a bug; the record is not
+                                                                committed and is retried on restart)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from signalhub import audit
+from signalhub.codec import decode, encode
+from signalhub.errors import PolicyError, RecordError, UnknownSchemaError
+from signalhub.policy import Decision, PolicyEngine, build_input
+from signalhub.projection import plan_projection, project_payload
+from signalhub.pseudonym import Pseudonymiser
+from signalhub.schema import SchemaRegistry, SignalSchema, policy_attributes
+from signalhub.subscriptions import Subscription
+from signalhub.types import AvroSchema, Record
+
+__all__ = [
+    "DLQ_TOPIC",
+    "PARKED_TOPIC",
+    "VIEW_SCHEMA_TOPIC",
+    "Enforcement",
+    "Output",
+    "SourceRecord",
+]
+
+logger = logging.getLogger(__name__)
+
+DLQ_TOPIC = "signals.dlq"
+PARKED_TOPIC = "signals.parked"
+VIEW_SCHEMA_TOPIC = "schemas.views"
+SIGNAL_TOPIC_PREFIX = "signals."
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """A record as fetched from a signal topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+@dataclass(frozen=True)
+class Output:
+    """A record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
+@dataclass
+class Stats:
+    """Counters of what the core did, for the unit-of-work log line and metrics."""
+
+    signals: Counter[str] = field(default_factory=Counter)
+    deliveries: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    parked: int = 0
+
+
+class Enforcement:
+    """Decide and project signals for their subscribers; no I/O, the caller produces the outputs."""
+
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        subscriptions: Mapping[str, Sequence[Subscription]],
+        policy: PolicyEngine,
+        pseudonymiser: Pseudonymiser,
+        audit_schema: AvroSchema,
+        *,
+        max_record_bytes: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._registry = registry
+        self._subscriptions = subscriptions
+        self._policy = policy
+        self._pseudonymiser = pseudonymiser
+        self._audit_schema = audit_schema
+        self._max_record_bytes = max_record_bytes
+        self._clock = clock
+        self._published_views: set[bytes] = set()
+        self.stats = Stats()
+
+    def process(self, record: SourceRecord) -> list[Output]:
+        """Everything to produce for one source record, in order (view schemas first)."""
+        try:
+            schema, signal = self._decode(record)
+        except RecordError as exc:
+            self.stats.dead_letters[exc.code] += 1
+            return [dead_letter(record, exc.code, str(exc), self._clock())]
+        signal_type = schema.signal_type
+        self.stats.signals[signal_type] += 1
+        subscriptions = self._subscriptions.get(signal_type, ())
+        context = self._context(record, schema, signal)
+        if not subscriptions:
+            return [self._no_subscription(context)]
+        now = self._clock()
+        envelope: Record = signal["envelope"]
+        payload: Record = signal["payload"]
+        policy_input = build_input(
+            signal_type,
+            envelope["source_agency"],
+            policy_attributes(schema, payload, now.date()),
+            [subscription.policy_view() for subscription in subscriptions],
+            now.date(),
+        )
+        try:
+            decisions = self._policy.decide(policy_input)
+            missing = [s.id for s in subscriptions if s.id not in decisions]
+            if missing:
+                raise PolicyError(f"the policy gave no decision for subscription(s) {', '.join(missing)}")
+        except PolicyError as exc:
+            return self._park(record, context, subscriptions, exc, now)
+        outputs: list[Output] = []
+        for subscription in subscriptions:
+            outputs.extend(
+                self._apply(schema, envelope, payload, subscription, decisions[subscription.id], context, now)
+            )
+        return outputs
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _decode(self, record: SourceRecord) -> tuple[SignalSchema, Record]:
+        if record.value is None:
+            raise _Rejected("empty", "the record has no value (tombstone)")
+        if len(record.value) > self._max_record_bytes:
+            raise _Rejected(
+                "oversized", f"{len(record.value)} bytes exceeds the limit of {self._max_record_bytes}"
+            )
+        try:
+            writer, signal = decode(self._registry, record.value)
+        except UnknownSchemaError as exc:
+            raise _Rejected("unknown_schema", str(exc)) from exc
+        signal_type = str(signal.get("envelope", {}).get("signal_type", ""))
+        try:
+            schema = self._registry.signal(signal_type)
+        except UnknownSchemaError as exc:
+            raise _Rejected("unknown_signal_type", str(exc)) from exc
+        if writer.get("name") != schema.avro.get("name"):
+            raise _Rejected("invalid", f"written with schema {writer.get('name')}, not a {signal_type} schema")
+        if record.topic != schema.topic:
+            raise _Rejected("wrong_topic", f"a {signal_type} signal on {record.topic}; it belongs on {schema.topic}")
+        return schema, signal
+
+    def _context(self, record: SourceRecord, schema: SignalSchema, signal: Record) -> audit.DecisionContext:
+        envelope: Record = signal["envelope"]
+        payload: Record = signal["payload"]
+        subject_refs = tuple(
+            self._pseudonymiser.pseudonym(audit.AUDIT_DOMAIN, "bsn", str(payload[spec.name]))
+            for spec in schema.payload_fields
+            if spec.pii == "bsn" and payload.get(spec.name)
+        )
+        return audit.DecisionContext(
+            signal_id=envelope["signal_id"],
+            signal_type=schema.signal_type,
+            source_agency=envelope["source_agency"],
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            observed_at=envelope["observed_at"],
+            subject_refs=subject_refs,
+        )
+
+    def _apply(
+        self,
+        schema: SignalSchema,
+        envelope: Record,
+        payload: Record,
+        subscription: Subscription,
+        decision: Decision,
+        context: audit.DecisionContext,
+        now: datetime,
+    ) -> list[Output]:
+        common = {
+            "subscription_id": subscription.id,
+            "subscriber": subscription.subscriber,
+            "purpose": subscription.purpose,
+            "policy_version": decision.policy_version,
+            "reasons": decision.reasons,
+            "decided_at": now,
+        }
+        if not decision.allow:
+            self.stats.decisions["deny"] += 1
+            withheld = tuple(spec.name for spec in schema.payload_fields)
+            record = audit.audit_record(
+                context, legal_basis=subscription.legal_basis, outcome="deny", withheld=withheld, **common
+            )
+            return [self._audit_output(record)]
+        projection = plan_projection(schema, decision)
+        view_schema = self._registry.view_schema(schema.signal_type, projection.clear, projection.pseudonymised)
+        outputs = self._view_schema_outputs(view_schema)
+        the_delivery_id = audit.delivery_id(context.signal_id, subscription.subscriber)
+        view: Record = {
+            "envelope": envelope,
+            "delivery": {
+                "delivery_id": the_delivery_id,
+                "subscriber": subscription.subscriber,
+                "purpose": subscription.purpose,
+                "legal_basis": decision.legal_basis,
+                "policy_version": decision.policy_version,
+                "pseudonym_domain": decision.domain,
+                "withheld": list(projection.withheld),
+            },
+            "payload": project_payload(schema, projection, payload, self._pseudonymiser, decision.domain),
+        }
+        headers: Headers = (
+            ("signalhub.delivery_id", the_delivery_id.encode()),
+            ("signalhub.signal_type", schema.signal_type.encode()),
+            ("signalhub.policy_version", decision.policy_version.encode()),
+        )
+        outputs.append(
+            Output(subscription.topic, the_delivery_id.encode(), encode(self._registry, view_schema, view), headers)
+        )
+        self.stats.decisions["allow"] += 1
+        self.stats.deliveries[subscription.subscriber] += 1
+        record = audit.audit_record(
+            context,
+            legal_basis=decision.legal_basis,
+            outcome="allow",
+            clear=projection.clear,
+            pseudonymised=projection.pseudonymised,
+            withheld=projection.withheld,
+            pseudonym_domain=decision.domain,
+            delivery=the_delivery_id,
+            **common,
+        )
+        outputs.append(self._audit_output(record))
+        return outputs
+
+    def _park(
+        self,
+        record: SourceRecord,
+        context: audit.DecisionContext,
+        subscriptions: Sequence[Subscription],
+        exc: PolicyError,
+        now: datetime,
+    ) -> list[Output]:
+        """Fail closed: deliver nothing, audit every subscription as an error, park the signal."""
+        logger.warning("%s: policy evaluation failed, signal parked: %s", record.where(), exc)
+        version = getattr(self._policy, "version", "unknown")
+        outputs = [
+            self._audit_output(
+                audit.audit_record(
+                    context,
+                    subscription_id=subscription.id,
+                    subscriber=subscription.subscriber,
+                    purpose=subscription.purpose,
+                    legal_basis=subscription.legal_basis,
+                    policy_version=str(version),
+                    outcome="error",
+                    reasons=(f"policy evaluation failed: {exc}",),
+                    decided_at=now,
+                )
+            )
+            for subscription in subscriptions
+        ]
+        self.stats.decisions["error"] += len(subscriptions)
+        self.stats.parked += 1
+        outputs.append(
+            Output(PARKED_TOPIC, record.key, record.value or b"", _failure_headers(record, "policy_error", str(exc), now))
+        )
+        return outputs
+
+    def _no_subscription(self, context: audit.DecisionContext) -> Output:
+        """A signal nobody subscribed to is still accounted for, as a denial."""
+        self.stats.decisions["deny"] += 1
+        record = audit.audit_record(
+            context,
+            subscription_id=audit.NO_SUBSCRIPTION,
+            subscriber=audit.NO_SUBSCRIPTION,
+            purpose=audit.NO_SUBSCRIPTION,
+            legal_basis=audit.NO_SUBSCRIPTION,
+            policy_version=str(getattr(self._policy, "version", "unknown")),
+            outcome="deny",
+            reasons=("no active subscription for this signal type",),
+            decided_at=self._clock(),
+        )
+        return self._audit_output(record)
+
+    def _view_schema_outputs(self, view_schema: AvroSchema) -> list[Output]:
+        """Publish a view schema once per process, before the first delivery that needs it."""
+        fingerprint = self._registry.register(view_schema)
+        if fingerprint in self._published_views:
+            return []
+        self._published_views.add(fingerprint)
+        text = _canonical_json(view_schema)
+        return [Output(VIEW_SCHEMA_TOPIC, fingerprint.hex().encode(), text.encode())]
+
+    def _audit_output(self, record: Record) -> Output:
+        value = encode(self._registry, self._audit_schema, record)
+        return Output(audit.AUDIT_TOPIC, record["signal_id"].encode(), value)
+
+
+class _Rejected(RecordError):
+    """A record the enforcer cannot process, with the reason code for the dead-letter topic."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def dead_letter(record: SourceRecord, code: str, detail: str, now: datetime) -> Output:
+    """The original bytes, unchanged, with why and where in the headers."""
+    return Output(DLQ_TOPIC, record.key, record.value or b"", _failure_headers(record, code, detail, now))
+
+
+def _failure_headers(record: SourceRecord, code: str, detail: str, now: datetime) -> Headers:
+    return (
+        ("signalhub.reason", code.encode()),
+        ("signalhub.detail", detail.encode()),
+        ("signalhub.source.topic", record.topic.encode()),
+        ("signalhub.source.partition", str(record.partition).encode()),
+        ("signalhub.source.offset", str(record.offset).encode()),
+        ("signalhub.failed_at", now.isoformat().encode()),
+    )
+
+
+def _canonical_json(schema: AvroSchema) -> str:
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))

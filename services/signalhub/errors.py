@@ -1,0 +1,91 @@
+"""The one exception tree of signalhub.
+
+Every error the hub raises on purpose derives from :class:`SignalhubError`; third-party errors are
+wrapped with ``raise ... from exc`` so that callers need to catch only this tree. Messages say
+what happened and what to do next, and never contain a clear identifier or a key.
+
+    SignalhubError                  root; the CLI prints it as "Error: ..." and exits non-zero
+    ├── ConfigError                 a setting is missing or invalid (names the setting)
+    ├── BrokerError                 the embedded broker cannot start, or Kafka is unreachable
+    ├── SchemaError                 a schema file is invalid, or a change is incompatible
+    │   └── UnknownSchemaError      bytes carry a fingerprint / type the registry does not know
+    ├── RecordError                 one record cannot be processed (goes to rejects or the DLQ)
+    │   ├── DecodeError             bytes are not a framed Avro record of a known schema
+    │   └── ValidationError         a record does not conform to its signal schema
+    ├── PolicyError                 a policy cannot be loaded or evaluated (fail closed: deny)
+    ├── KeyProviderError            pseudonym keys are missing, unreadable or too widely readable
+    ├── ConnectorError              a connector definition or source is invalid
+    └── DeliveryError               a delivery channel failed after its retries
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "ConnectorError",
+    "DecodeError",
+    "DeliveryError",
+    "KeyProviderError",
+    "PolicyError",
+    "RecordError",
+    "SchemaError",
+    "SignalhubError",
+    "UnknownSchemaError",
+    "ValidationError",
+]
+
+
+class SignalhubError(Exception):
+    """Root of every error signalhub raises on purpose."""
+
+
+class ConfigError(SignalhubError):
+    """A setting is missing or invalid."""
+
+
+class BrokerError(SignalhubError):
+    """The embedded broker cannot start or Kafka cannot be reached."""
+
+
+class SchemaError(SignalhubError):
+    """A schema is invalid, or a change to it is incompatible."""
+
+
+class UnknownSchemaError(SchemaError):
+    """Bytes name a schema (fingerprint or signal type) that the registry does not hold."""
+
+
+class RecordError(SignalhubError):
+    """One record cannot be processed; it goes to rejects (connector) or the DLQ (enforcer)."""
+
+    #: Short machine-readable reason code, used as the DLQ/reject reason and a metric label.
+    code: str = "record_error"
+
+
+class DecodeError(RecordError):
+    """Bytes are not a framed Avro record of a known schema."""
+
+    code = "undecodable"
+
+
+class ValidationError(RecordError):
+    """A record does not conform to its signal schema."""
+
+    code = "invalid"
+
+
+class PolicyError(SignalhubError):
+    """A policy cannot be loaded or evaluated; the decision fails closed (deny)."""
+
+
+class KeyProviderError(SignalhubError):
+    """Pseudonym keys are missing, unreadable, or readable by others than the owner."""
+
+
+class ConnectorError(SignalhubError):
+    """A connector definition or its source is invalid."""
+
+
+class DeliveryError(SignalhubError):
+    """A delivery channel failed after its retries."""

@@ -1,0 +1,114 @@
+"""The hub's HTTP service and the long-running ``signalhub up``.
+
+One Starlette app on loopback serves what agencies and subscribers reach over HTTP: the ingest
+endpoint (``POST /ingest/<agency>``, a bearer token per agency) and the pull API
+(``GET /v1/deliveries``, a bearer token per subscriber), plus ``/healthz``. Webhook subscribers
+are pushed to by one :class:`~signalhub.delivery.webhook.WebhookPusher` thread each.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from signalhub.broker import connect
+from signalhub.config import Settings
+from signalhub.connector.definition import load_definitions
+from signalhub.connector.ingest import ingest_routes, tokens_from_env
+from signalhub.connector.publisher import KafkaPublisher
+from signalhub.connector.runner import ConnectorRunner, RejectFile
+from signalhub.delivery.catalog import ViewSchemaCatalog
+from signalhub.delivery.pull_api import pull_app
+from signalhub.delivery.secrets import SubscriberSecrets
+from signalhub.delivery.webhook import webhook_pushers
+from signalhub.demo import prepare_settings, run_stack
+from signalhub.schema import SchemaRegistry
+from signalhub.subscriptions import Subscription, load_subscriptions
+
+__all__ = ["build_http_app", "run_hub", "serve_http"]
+
+logger = logging.getLogger(__name__)
+Echo = Callable[[str], None]
+
+
+def build_http_app(settings: Settings, bootstrap: str, stack: ExitStack) -> Starlette:
+    """Ingest + pull API; the clients it opens are closed by ``stack``."""
+    registry = SchemaRegistry.from_dir(settings.schemas_dir)
+    definitions = load_definitions(settings.connectors_dir)
+    publisher = KafkaPublisher(bootstrap)
+    stack.callback(publisher.close)
+    runners = {
+        name: ConnectorRunner(
+            definition,
+            registry,
+            publisher,
+            rejects=RejectFile(settings.state_dir / "rejects" / f"{name}.jsonl"),
+            max_record_bytes=settings.max_record_bytes,
+        )
+        for name, definition in definitions.items()
+    }
+    catalog = stack.enter_context(ViewSchemaCatalog(bootstrap, registry))
+    subscriptions = load_subscriptions(settings.subscriptions_file, registry.signal_types())
+    pull_subscribers = {s.subscriber for s in subscriptions if s.channel == "pull"}
+    pull = pull_app(
+        bootstrap,
+        SubscriberSecrets.from_settings(settings),
+        catalog,
+        allowed_subscribers=pull_subscribers,
+    )
+    routes = [
+        Route("/healthz", _healthz, methods=["GET"]),
+        *ingest_routes(runners, tokens_from_env(definitions)),
+        Mount("/", app=pull),
+    ]
+    return Starlette(routes=routes)
+
+
+async def _healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+@contextmanager
+def running_webhook_pushers(settings: Settings, bootstrap: str, subscriptions: list[Subscription]) -> Iterator[None]:
+    """One pushing thread per webhook subscriber, stopped when the block ends."""
+    registry = SchemaRegistry.from_dir(settings.schemas_dir)
+    with ViewSchemaCatalog(bootstrap, registry) as catalog:
+        pushers = webhook_pushers(bootstrap, subscriptions, SubscriberSecrets.from_settings(settings), catalog)
+        threads = [threading.Thread(target=p.run, name=f"webhook-{p.subscriber}", daemon=True) for p in pushers]
+        for thread in threads:
+            thread.start()
+        try:
+            yield
+        finally:
+            for pusher in pushers:
+                pusher.stop()
+            for pusher, thread in zip(pushers, threads, strict=True):
+                thread.join(timeout=10)
+                pusher.close()
+
+
+def serve_http(settings: Settings, bootstrap: str) -> None:
+    """Serve the HTTP app until Ctrl-C / SIGTERM (uvicorn handles the signals)."""
+    with ExitStack() as stack:
+        app = build_http_app(settings, bootstrap, stack)
+        config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Server(config).run()
+
+
+def run_hub(settings: Settings, echo: Echo) -> None:
+    """Broker (embedded unless configured), one enforcer worker, webhook pushers and HTTP."""
+    settings = prepare_settings(settings)
+    subscriptions = load_subscriptions(settings.subscriptions_file)
+    with connect(settings) as bootstrap, run_stack(settings, bootstrap, echo):
+        with running_webhook_pushers(settings, bootstrap, subscriptions):
+            echo(f"signalhub is up: Kafka at {bootstrap}, HTTP at http://{settings.http_host}:{settings.http_port}/")
+            echo("  Ctrl-C stops everything.")
+            serve_http(settings, bootstrap)

@@ -1,0 +1,90 @@
+"""``signalhub connector ...`` through click's test runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from connector_support import SAMPLES, manifest
+from signalhub.cli_connector import connector_group
+
+ENV = {"SIGNALHUB_BOOTSTRAP_SERVERS": ""}
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(connector_group, list(args), env=ENV, catch_exceptions=False)
+
+
+def test_list_shows_every_agency_with_its_signal_types() -> None:
+    result = _invoke("list")
+    assert result.exit_code == 0
+    for name in ("politie", "gemeente", "woningcorporatie", "schuldhulpverlening"):
+        assert name in result.output
+    assert "sources: sql, jsonl, http" in result.output
+
+
+def test_dry_run_maps_the_sample_and_writes_rejects(tmp_path: Path) -> None:
+    rejects = tmp_path / "rejects.jsonl"
+    result = _invoke("run", "politie", "--dry-run", "--rejects", str(rejects))
+    assert result.exit_code == 0, result.output
+    assert "politie: read 45, mapped (dry run) 40, rejected 5" in result.output
+    refs = {json.loads(line)["ref"] for line in rejects.read_text().splitlines()}
+    assert refs == set(manifest()["politie.csv"])
+
+
+def test_dry_run_of_a_sql_source_does_not_move_the_watermark(tmp_path: Path) -> None:
+    url = f"sqlite:///{SAMPLES / 'schuldhulpverlening.sqlite'}"
+    state = tmp_path / "state.sqlite"
+    common = ["--source", url, "--state", str(state), "--rejects", str(tmp_path / "r.jsonl")]
+    first = _invoke("run", "schuldhulpverlening", "--dry-run", *common)
+    second = _invoke("run", "schuldhulpverlening", "--dry-run", *common)
+    assert "read 30, mapped (dry run) 27, rejected 3" in first.output
+    assert first.output == second.output
+
+
+def test_without_kafka_the_run_stops_with_what_to_do(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        connector_group, ["run", "politie", "--rejects", str(tmp_path / "r.jsonl")], env=ENV
+    )
+    assert result.exit_code == 1
+    assert "Error: no Kafka to publish to — pass --bootstrap-servers" in result.output
+
+
+def test_an_unknown_connector_lists_the_known_ones() -> None:
+    result = CliRunner().invoke(connector_group, ["run", "nobody", "--dry-run"], env=ENV)
+    assert result.exit_code == 1
+    assert "no connector named 'nobody' — choose one of: gemeente, politie" in result.output
+
+
+@pytest.mark.integration
+def test_run_publishes_to_kafka_and_a_sql_rerun_reads_nothing(broker: Any, tmp_path: Path) -> None:
+    url = f"sqlite:///{SAMPLES / 'schuldhulpverlening.sqlite'}"
+    broker.create_topics(["signals.debt_signal", "signals.casework_referral"])
+    args = [
+        "run",
+        "schuldhulpverlening",
+        "--source",
+        url,
+        "--bootstrap-servers",
+        broker.bootstrap_servers,
+        "--state",
+        str(tmp_path / "state.sqlite"),
+        "--rejects",
+        str(tmp_path / "r.jsonl"),
+    ]
+    first = _invoke(*args)
+    assert "read 30, published 27, rejected 3" in first.output
+    second = _invoke(*args)
+    assert "read 0, published 0, rejected 0" in second.output
+
+
+def test_samples_regenerates_the_shipped_files(tmp_path: Path) -> None:
+    result = _invoke("samples", "--out", str(tmp_path))
+    assert result.exit_code == 0
+    assert "planted bad records" in result.output
+    for name in ("politie.csv", "gemeente.jsonl", "woningcorporatie.csv", "manifest.json"):
+        assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), name

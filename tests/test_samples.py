@@ -1,0 +1,70 @@
+"""The sample generator: deterministic, realistic Maastricht data, planted bad records listed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+from connector_support import SAMPLES
+from signalhub.connector import is_valid_bsn
+from signalhub.samples import generate_samples, sql_rows
+
+TEXT_FILES = (
+    "politie.csv",
+    "gemeente.jsonl",
+    "woningcorporatie.csv",
+    "schuldhulpverlening.jsonl",
+    "manifest.json",
+)
+
+
+def test_generation_is_deterministic_and_matches_the_shipped_samples(tmp_path: Path) -> None:
+    generate_samples(tmp_path / "a")
+    generate_samples(tmp_path / "b")
+    for name in TEXT_FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (tmp_path / "a" / name).read_bytes() == (SAMPLES / name).read_bytes(), name
+
+
+def test_a_different_seed_gives_different_people(tmp_path: Path) -> None:
+    generate_samples(tmp_path, seed=1)
+    assert (tmp_path / "politie.csv").read_bytes() != (SAMPLES / "politie.csv").read_bytes()
+
+
+def test_people_and_places_look_like_maastricht() -> None:
+    with (SAMPLES / "woningcorporatie.csv").open(encoding="utf-8", newline="") as handle:
+        rows = [row for row in csv.reader(handle, delimiter=";")][1:]
+    planted_lines = {int(ref.rsplit(":", 1)[1]) for ref in _manifest()["woningcorporatie.csv"]}
+    good = [row for line, row in enumerate(rows, start=2) if line not in planted_lines]
+    assert len(good) == 36
+    for row in good:
+        assert is_valid_bsn(row[3])
+        assert re.fullmatch(r"62[12]\d [A-Z]{2}", row[7])
+        assert re.fullmatch(r"BU0935\d{4}", row[8])
+        assert row[6].endswith(", Maastricht")
+
+
+def test_every_file_plants_each_kind_of_bad_record() -> None:
+    for name, planted in _manifest().items():
+        codes = set(planted.values())
+        if name.endswith((".csv", ".jsonl")):
+            assert {"undecodable", "invalid", "oversized"} <= codes, name
+        else:
+            assert codes == {"invalid"}, name
+
+
+def test_the_sqlite_sample_holds_the_sql_rows() -> None:
+    rows, planted = sql_rows()
+    with sqlite3.connect(SAMPLES / "schuldhulpverlening.sqlite") as connection:
+        ids = [r[0] for r in connection.execute("SELECT mutatie_id FROM schuldsignalen ORDER BY 1")]
+    connection.close()
+    assert ids == [row["mutatie_id"] for row in rows]
+    assert set(planted) <= {str(i) for i in ids}
+
+
+def _manifest() -> dict[str, dict[str, str]]:
+    loaded: dict[str, dict[str, str]] = json.loads((SAMPLES / "manifest.json").read_text())
+    return loaded
