@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from connector_support import definitions, registry
+from signalhub.config import load_settings
 from signalhub.connector import (
     CollectingPublisher,
     ConnectorRunner,
@@ -28,6 +29,7 @@ from signalhub.connector import (
     WatermarkStore,
     open_source,
 )
+from signalhub.connector.sources import WATERMARK_FILE
 from signalhub.errors import BrokerError, ConnectorError
 from signalhub.samples import load_sql_sample, sql_rows
 
@@ -72,12 +74,26 @@ def test_a_missing_file_is_a_connector_error(tmp_path: Path) -> None:
 def test_open_source_picks_the_kind_from_the_location(tmp_path: Path) -> None:
     definition = definitions()["schuldhulpverlening"]
     state = tmp_path / "state.sqlite"
-    assert isinstance(open_source(definition, "x.jsonl", state=state), JsonLinesSource)
-    assert isinstance(open_source(definition, "sqlite:///x.db", state=state), SqlTableSource)
+    assert isinstance(open_source(definition, "x.jsonl", state), JsonLinesSource)
+    sql = open_source(definition, "sqlite:///x.db", state)
+    assert isinstance(sql, SqlTableSource)
+    assert sql.url == "sqlite:///x.db"
+    plain_file = open_source(definition, "dir/x.sqlite", state)
+    assert isinstance(plain_file, SqlTableSource)
+    assert plain_file.url == "sqlite:///dir/x.sqlite"
     with pytest.raises(ConnectorError, match="has no csv source"):
-        open_source(definition, "x.csv", state=state)
+        open_source(definition, "x.csv", state)
     with pytest.raises(ConnectorError, match="cannot tell what kind"):
-        open_source(definition, "x.xlsx", state=state)
+        open_source(definition, "x.xlsx", state)
+
+
+def test_open_source_keeps_watermarks_in_the_state_directory(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state")
+    source = open_source(definitions()["schuldhulpverlening"], "x.sqlite", settings)
+    assert isinstance(source, SqlTableSource)
+    source.commit(7)
+    store = WatermarkStore(tmp_path / "state" / WATERMARK_FILE)
+    assert store.get("schuldhulpverlening", "schuldsignalen") == 7
 
 
 @dataclass

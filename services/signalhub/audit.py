@@ -42,7 +42,9 @@ def delivery_id(signal_id: str, subscriber: str) -> str:
 
 def decision_id(signal_id: str, subscription_id: str, policy_version: str) -> str:
     """Stable id of one decision: reprocessing after a crash yields the same id."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"decision/{signal_id}/{subscription_id}/{policy_version}"))
+    return str(
+        uuid.uuid5(_DELIVERY_NAMESPACE, f"decision/{signal_id}/{subscription_id}/{policy_version}")
+    )
 
 
 def load_audit_schema(schemas_dir: Path) -> AvroSchema:

@@ -23,7 +23,7 @@ __all__ = ["main"]
 @click.version_option(package_name="signalhub")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int) -> None:
-    """signalhub: share public-safety signals between partners, only as far as law and covenant allow.
+    """signalhub: share public-safety signals, only as far as law and covenant allow.
 
     Agency connectors publish Avro signals to Kafka; the enforcer applies the OPA data-sharing
     policy, pseudonymises identifiers per subscriber domain and delivers to each subscriber only
@@ -70,9 +70,9 @@ def serve() -> None:
 def _mount_subcommands() -> None:
     """Attach the command groups that live beside the modules they drive."""
     from signalhub.cli_connector import connector_group
-    from signalhub.delivery.cli_delivery import subscribe, subscriber_group
     from signalhub.cli_demo import demo, up
     from signalhub.cli_schemas import schemas_group
+    from signalhub.delivery.cli_delivery import subscribe, subscriber_group
 
     for command in (demo, up, connector_group, schemas_group, subscribe, subscriber_group):
         cli.add_command(command)

@@ -104,11 +104,7 @@ def run_command(
             )
         registry = SchemaRegistry.from_dir(settings.schemas_dir)
         where = location or _sample_location(definition, settings)
-        source = open_source(
-            definition,
-            where,
-            state=state or settings.state_dir / "connector-watermarks.sqlite",
-        )
+        source = open_source(definition, where, state or settings)
         reject_file = rejects or settings.state_dir / "rejects" / f"{name}.jsonl"
         servers = bootstrap_servers or settings.bootstrap_servers
         publisher: Publisher

@@ -17,11 +17,15 @@ _PAYLOAD_PREVIEW = 6
 
 @click.command()
 @click.option(
-    "--input", "input_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+    "--input",
+    "input_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Take the agency files from DIR (<agency>.csv|.jsonl|.sqlite) instead of the samples.",
 )
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
     help="Write OUT/<subscriber>.jsonl, dlq.jsonl, rejects.jsonl and audit.jsonl.",
 )
 @click.option("--limit", default=3, show_default=True, help="Deliveries shown per subscriber.")
@@ -56,12 +60,14 @@ def demo(settings: Settings, input_dir: Path | None, out_dir: Path | None, limit
     delivered = sum(len(records) for records in report.deliveries.values())
     click.secho("== summary", bold=True)
     click.echo(
-        f"   {sum(run.read for run in report.runs)} records read, {report.published} signals published, "
-        f"{len(report.rejects)} rejected, {len(report.dead_letters)} dead letters"
+        f"   {sum(run.read for run in report.runs)} records read, "
+        f"{report.published} signals published, {len(report.rejects)} rejected, "
+        f"{len(report.dead_letters)} dead letters"
     )
     click.echo(
-        f"   {sum(outcomes.values())} decisions: {outcomes['allow']} allowed, {outcomes['deny']} denied, "
-        f"{outcomes['error']} errors; {delivered} deliveries to {len(report.deliveries)} subscribers"
+        f"   {sum(outcomes.values())} decisions: {outcomes['allow']} allowed, "
+        f"{outcomes['deny']} denied, {outcomes['error']} errors; "
+        f"{delivered} deliveries to {len(report.deliveries)} subscribers"
     )
     if out_dir is not None:
         click.echo(f"   written to {out_dir}/")

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(default=6000, ge=6000, le=60000)
     #: Consumer group of the enforcer workers; workers in one group share the signal partitions.
     enforcer_group: str = "signalhub-enforcer"
-    #: Partitions of each signal topic the hub creates: the most enforcer workers that can share work.
+    #: Partitions of each signal topic the hub creates: the most enforcer workers that share work.
     partitions: int = Field(default=2, ge=1, le=64)
     #: Largest signal record accepted, in bytes; larger ones go to the DLQ / rejects.
     max_record_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -86,4 +86,6 @@ def load_settings(**overrides: object) -> Settings:
             f"SIGNALHUB_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
             for err in exc.errors()
         )
-        raise ConfigError(f"invalid configuration — {problems} — fix the setting and retry") from exc
+        raise ConfigError(
+            f"invalid configuration — {problems} — fix the setting and retry"
+        ) from exc

@@ -9,6 +9,7 @@ Everything it starts, it stops.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -24,7 +25,6 @@ from signalhub.connector.definition import ConnectorDefinition, load_definitions
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.connector.runner import ConnectorRunner, Reject, RejectList, RunReport
 from signalhub.connector.sources import open_source
-from signalhub.topic_reader import assign_topic, drain, header, open_consumer
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import DeliveredRecord, read_deliveries, to_json_value
 from signalhub.enforcement import DLQ_TOPIC, PARKED_TOPIC
@@ -34,6 +34,7 @@ from signalhub.pseudonym import default_key_file, ensure_dev_key
 from signalhub.schema import SchemaRegistry
 from signalhub.stack import EnforcerProcess
 from signalhub.subscriptions import load_subscriptions, subscribers
+from signalhub.topic_reader import assign_topic, drain, header, open_consumer
 
 __all__ = ["Accounting", "DemoReport", "find_inputs", "run_demo", "run_stack"]
 
@@ -62,59 +63,105 @@ class DemoReport:
         return Counter(str(record["outcome"]) for record in self.audit)
 
 
-def find_inputs(definitions: dict[str, ConnectorDefinition], input_dir: Path) -> list[tuple[str, Path]]:
-    """(connector, file) pairs: each agency's file is ``<input>/<agency>.<csv|jsonl|sqlite>``."""
-    found: list[tuple[str, Path]] = []
+def find_inputs(
+    definitions: dict[str, ConnectorDefinition], input_dir: Path | None, samples_dir: Path
+) -> list[tuple[str, str]]:
+    """(connector, source location) pairs to run.
+
+    Without ``input_dir``: every sample each definition names. With it: the agency files
+    ``<input>/<agency>.csv``, ``.jsonl`` or ``.sqlite`` (a SQLite file holding the agency's table).
+    """
+    found: list[tuple[str, str]] = []
     for name in sorted(definitions):
+        if input_dir is None:
+            for spec in definitions[name].sources:
+                if spec.sample:
+                    path = samples_dir / spec.sample
+                    found.append((name, f"sqlite:///{path}" if spec.kind == "sql" else str(path)))
+            continue
         for suffix in (".csv", ".jsonl", ".sqlite"):
             path = input_dir / f"{name}{suffix}"
             if path.exists():
-                found.append((name, path))
+                found.append((name, f"sqlite:///{path}" if suffix == ".sqlite" else str(path)))
     if not found:
         raise SignalhubError(
-            f"no agency files in {input_dir} — expected files named <agency>.csv, .jsonl or .sqlite "
+            f"no agency files in {input_dir} — expected <agency>.csv, .jsonl or .sqlite "
             f"for agencies {', '.join(sorted(definitions))} (see docs/connectors.md)"
         )
     return found
 
 
-def run_demo(settings: Settings, echo: Echo, input_dir: Path | None = None, out_dir: Path | None = None) -> DemoReport:
+def run_demo(
+    settings: Settings, echo: Echo, input_dir: Path | None = None, out_dir: Path | None = None
+) -> DemoReport:
     """Run the whole flow once and return what happened; writes OUT files when asked."""
     settings = prepare_settings(settings)
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
     definitions = load_definitions(settings.connectors_dir)
-    inputs = find_inputs(definitions, input_dir or settings.connectors_dir / "samples")
+    inputs = find_inputs(definitions, input_dir, settings.connectors_dir)
     report = DemoReport()
     with connect(settings) as bootstrap, run_stack(settings, bootstrap, echo) as enforcer:
-        publisher = KafkaPublisher(bootstrap)
-        try:
-            for name, path in inputs:
-                rejects = RejectList()
-                runner = ConnectorRunner(
-                    definitions[name], registry, publisher, rejects=rejects,
-                    max_record_bytes=settings.max_record_bytes,
-                )
-                run = runner.run(open_source(definitions[name], str(path), settings))
-                report.runs.append(run)
-                report.rejects.extend(rejects.rejects)
-                echo(f"  connector {name:<20} {run.read:>4} read  {run.published:>4} published  {run.rejected:>3} rejected")
-            if input_dir is None:
-                publisher.publish(registry.signal("nuisance_report").topic, b"foreign-1", FOREIGN_RECORD)
-                publisher.flush()
-        finally:
-            publisher.close()
+        publish_inputs(bootstrap, settings, registry, definitions, inputs, report, echo)
+        if input_dir is None:
+            _publish_foreign_record(bootstrap, registry)
         expected_ids = {signal_id for run in report.runs for signal_id in run.signal_ids}
-        expected_dead = 0 if input_dir is not None else 1
         with Accounting(bootstrap, registry, settings) as accounting:
-            accounting.wait_for(expected_ids, echo, enforcer, dead_letters=expected_dead)
+            accounting.wait_for(expected_ids, echo, enforcer, dead_letters=0 if input_dir else 1)
             report.audit = [row for row in accounting.audit if row["signal_id"] in expected_ids]
             report.dead_letters = accounting.dead_letters
         with ViewSchemaCatalog(bootstrap, registry) as catalog:
             for name in subscribers(load_subscriptions(settings.subscriptions_file)):
-                report.deliveries[name] = list(read_deliveries(bootstrap, name, catalog, dedupe=True))
+                report.deliveries[name] = list(
+                    read_deliveries(bootstrap, name, catalog, dedupe=True)
+                )
     if out_dir is not None:
         write_outputs(report, out_dir)
     return report
+
+
+def publish_inputs(
+    bootstrap: str,
+    settings: Settings,
+    registry: SchemaRegistry,
+    definitions: dict[str, ConnectorDefinition],
+    inputs: list[tuple[str, str]],
+    report: DemoReport,
+    echo: Echo,
+) -> None:
+    """Run each connector over its source; runs and rejects are added to ``report``."""
+    publisher = KafkaPublisher(bootstrap)
+    with tempfile.TemporaryDirectory(prefix="signalhub-demo-") as scratch:
+        try:
+            for name, location in inputs:
+                rejects = RejectList()
+                runner = ConnectorRunner(
+                    definitions[name],
+                    registry,
+                    publisher,
+                    rejects=rejects,
+                    max_record_bytes=settings.max_record_bytes,
+                )
+                # A fresh watermark store per run: the demo reads each SQL table from its start.
+                state = Path(scratch) / f"{name}-watermarks.sqlite"
+                run = runner.run(open_source(definitions[name], location, state=state))
+                report.runs.append(run)
+                report.rejects.extend(rejects.rejects)
+                echo(
+                    f"  connector {name:<20} {run.read:>4} read  {run.published:>4} published  "
+                    f"{run.rejected:>3} rejected  ({run.source})"
+                )
+        finally:
+            publisher.close()
+
+
+def _publish_foreign_record(bootstrap: str, registry: SchemaRegistry) -> None:
+    """Bytes no connector would write, straight onto a signal topic: the DLQ at work."""
+    publisher = KafkaPublisher(bootstrap)
+    try:
+        publisher.publish(registry.signal("nuisance_report").topic, b"foreign-1", FOREIGN_RECORD)
+        publisher.flush()
+    finally:
+        publisher.close()
 
 
 def prepare_settings(settings: Settings) -> Settings:
@@ -123,7 +170,9 @@ def prepare_settings(settings: Settings) -> Settings:
         return settings
     key_file = default_key_file(settings).resolve()
     ensure_dev_key(key_file)
-    return settings.model_copy(update={"key_file": key_file, "state_dir": settings.state_dir.resolve()})
+    return settings.model_copy(
+        update={"key_file": key_file, "state_dir": settings.state_dir.resolve()}
+    )
 
 
 class run_stack:  # noqa: N801 - used as a context manager like contextlib helpers
@@ -136,11 +185,12 @@ class run_stack:  # noqa: N801 - used as a context manager like contextlib helpe
         env = {"SIGNALHUB_HOME": str(settings.home), "SIGNALHUB_STATE_DIR": str(settings.state_dir)}
         if settings.key_file is not None:
             env["SIGNALHUB_KEY_FILE"] = str(settings.key_file)
-        self.process = EnforcerProcess(bootstrap, settings.state_dir / "enforcer.log", env)
+        self.log_path = settings.state_dir / "enforcer.log"
+        self.process = EnforcerProcess(bootstrap, self.log_path, env)
         self._echo = echo
 
     def __enter__(self) -> EnforcerProcess:
-        self._echo("  enforcer worker starting (log: %s)" % self.process._log_path)
+        self._echo(f"  enforcer worker starting (log: {self.log_path})")
         return self.process.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -226,8 +276,11 @@ def _failure_json(message: Any) -> dict[str, Any]:
         "key": message.key.decode("utf-8", "replace") if message.key else None,
         "reason": header(message, "signalhub.reason"),
         "detail": header(message, "signalhub.detail"),
-        "source": f"{header(message, 'signalhub.source.topic')}[{header(message, 'signalhub.source.partition')}]"
-        f"@{header(message, 'signalhub.source.offset')}",
+        "source": (
+            f"{header(message, 'signalhub.source.topic')}"
+            f"[{header(message, 'signalhub.source.partition')}]"
+            f"@{header(message, 'signalhub.source.offset')}"
+        ),
         "original_bytes": len(message.value or b""),
     }
 

@@ -26,7 +26,7 @@ from signalhub import audit
 from signalhub.codec import decode, encode
 from signalhub.errors import PolicyError, RecordError, UnknownSchemaError
 from signalhub.policy import Decision, PolicyEngine, build_input
-from signalhub.projection import plan_projection, project_payload
+from signalhub.projection import Projection, plan_projection, project_payload
 from signalhub.pseudonym import Pseudonymiser
 from signalhub.schema import SchemaRegistry, SignalSchema, policy_attributes
 from signalhub.subscriptions import Subscription
@@ -137,13 +137,23 @@ class Enforcement:
             decisions = self._policy.decide(policy_input)
             missing = [s.id for s in subscriptions if s.id not in decisions]
             if missing:
-                raise PolicyError(f"the policy gave no decision for subscription(s) {', '.join(missing)}")
+                raise PolicyError(
+                    f"the policy gave no decision for subscription(s) {', '.join(missing)}"
+                )
         except PolicyError as exc:
             return self._park(record, context, subscriptions, exc, now)
         outputs: list[Output] = []
         for subscription in subscriptions:
             outputs.extend(
-                self._apply(schema, envelope, payload, subscription, decisions[subscription.id], context, now)
+                self._apply(
+                    schema,
+                    envelope,
+                    payload,
+                    subscription,
+                    decisions[subscription.id],
+                    context,
+                    now,
+                )
             )
         return outputs
 
@@ -151,27 +161,35 @@ class Enforcement:
 
     def _decode(self, record: SourceRecord) -> tuple[SignalSchema, Record]:
         if record.value is None:
-            raise _Rejected("empty", "the record has no value (tombstone)")
+            raise _RejectedError("empty", "the record has no value (tombstone)")
         if len(record.value) > self._max_record_bytes:
-            raise _Rejected(
-                "oversized", f"{len(record.value)} bytes exceeds the limit of {self._max_record_bytes}"
+            raise _RejectedError(
+                "oversized",
+                f"{len(record.value)} bytes exceeds the limit of {self._max_record_bytes}",
             )
         try:
             writer, signal = decode(self._registry, record.value)
         except UnknownSchemaError as exc:
-            raise _Rejected("unknown_schema", str(exc)) from exc
+            raise _RejectedError("unknown_schema", str(exc)) from exc
         signal_type = str(signal.get("envelope", {}).get("signal_type", ""))
         try:
             schema = self._registry.signal(signal_type)
         except UnknownSchemaError as exc:
-            raise _Rejected("unknown_signal_type", str(exc)) from exc
+            raise _RejectedError("unknown_signal_type", str(exc)) from exc
         if writer.get("name") != schema.avro.get("name"):
-            raise _Rejected("invalid", f"written with schema {writer.get('name')}, not a {signal_type} schema")
+            raise _RejectedError(
+                "invalid", f"written with schema {writer.get('name')}, not a {signal_type} schema"
+            )
         if record.topic != schema.topic:
-            raise _Rejected("wrong_topic", f"a {signal_type} signal on {record.topic}; it belongs on {schema.topic}")
+            raise _RejectedError(
+                "wrong_topic",
+                f"a {signal_type} signal on {record.topic}; it belongs on {schema.topic}",
+            )
         return schema, signal
 
-    def _context(self, record: SourceRecord, schema: SignalSchema, signal: Record) -> audit.DecisionContext:
+    def _context(
+        self, record: SourceRecord, schema: SignalSchema, signal: Record
+    ) -> audit.DecisionContext:
         envelope: Record = signal["envelope"]
         payload: Record = signal["payload"]
         subject_refs = tuple(
@@ -200,23 +218,40 @@ class Enforcement:
         context: audit.DecisionContext,
         now: datetime,
     ) -> list[Output]:
-        common = {
-            "subscription_id": subscription.id,
-            "subscriber": subscription.subscriber,
-            "purpose": subscription.purpose,
-            "policy_version": decision.policy_version,
-            "reasons": decision.reasons,
-            "decided_at": now,
-        }
+        def audited(
+            outcome: str,
+            legal_basis: str,
+            projection: Projection | None = None,
+            delivery: str | None = None,
+        ) -> Output:
+            return self._audit_output(
+                audit.audit_record(
+                    context,
+                    subscription_id=subscription.id,
+                    subscriber=subscription.subscriber,
+                    purpose=subscription.purpose,
+                    legal_basis=legal_basis,
+                    policy_version=decision.policy_version,
+                    outcome=outcome,
+                    reasons=decision.reasons,
+                    decided_at=now,
+                    clear=projection.clear if projection else (),
+                    pseudonymised=projection.pseudonymised if projection else (),
+                    withheld=projection.withheld
+                    if projection
+                    else tuple(spec.name for spec in schema.payload_fields),
+                    pseudonym_domain=decision.domain if projection else None,
+                    delivery=delivery,
+                )
+            )
+
         if not decision.allow:
             self.stats.decisions["deny"] += 1
-            withheld = tuple(spec.name for spec in schema.payload_fields)
-            record = audit.audit_record(
-                context, legal_basis=subscription.legal_basis, outcome="deny", withheld=withheld, **common
-            )
-            return [self._audit_output(record)]
+            return [audited("deny", subscription.legal_basis)]
         projection = plan_projection(schema, decision)
-        view_schema = self._registry.view_schema(schema.signal_type, projection.clear, projection.pseudonymised)
+        view_schema = self._registry.view_schema(
+            schema.signal_type, projection.clear, projection.pseudonymised
+        )
         outputs = self._view_schema_outputs(view_schema)
         the_delivery_id = audit.delivery_id(context.signal_id, subscription.subscriber)
         view: Record = {
@@ -230,7 +265,9 @@ class Enforcement:
                 "pseudonym_domain": decision.domain,
                 "withheld": list(projection.withheld),
             },
-            "payload": project_payload(schema, projection, payload, self._pseudonymiser, decision.domain),
+            "payload": project_payload(
+                schema, projection, payload, self._pseudonymiser, decision.domain
+            ),
         }
         headers: Headers = (
             ("signalhub.delivery_id", the_delivery_id.encode()),
@@ -238,22 +275,16 @@ class Enforcement:
             ("signalhub.policy_version", decision.policy_version.encode()),
         )
         outputs.append(
-            Output(subscription.topic, the_delivery_id.encode(), encode(self._registry, view_schema, view), headers)
+            Output(
+                subscription.topic,
+                the_delivery_id.encode(),
+                encode(self._registry, view_schema, view),
+                headers,
+            )
         )
         self.stats.decisions["allow"] += 1
         self.stats.deliveries[subscription.subscriber] += 1
-        record = audit.audit_record(
-            context,
-            legal_basis=decision.legal_basis,
-            outcome="allow",
-            clear=projection.clear,
-            pseudonymised=projection.pseudonymised,
-            withheld=projection.withheld,
-            pseudonym_domain=decision.domain,
-            delivery=the_delivery_id,
-            **common,
-        )
-        outputs.append(self._audit_output(record))
+        outputs.append(audited("allow", decision.legal_basis, projection, the_delivery_id))
         return outputs
 
     def _park(
@@ -286,7 +317,12 @@ class Enforcement:
         self.stats.decisions["error"] += len(subscriptions)
         self.stats.parked += 1
         outputs.append(
-            Output(PARKED_TOPIC, record.key, record.value or b"", _failure_headers(record, "policy_error", str(exc), now))
+            Output(
+                PARKED_TOPIC,
+                record.key,
+                record.value or b"",
+                _failure_headers(record, "policy_error", str(exc), now),
+            )
         )
         return outputs
 
@@ -320,7 +356,7 @@ class Enforcement:
         return Output(audit.AUDIT_TOPIC, record["signal_id"].encode(), value)
 
 
-class _Rejected(RecordError):
+class _RejectedError(RecordError):
     """A record the enforcer cannot process, with the reason code for the dead-letter topic."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -330,7 +366,9 @@ class _Rejected(RecordError):
 
 def dead_letter(record: SourceRecord, code: str, detail: str, now: datetime) -> Output:
     """The original bytes, unchanged, with why and where in the headers."""
-    return Output(DLQ_TOPIC, record.key, record.value or b"", _failure_headers(record, code, detail, now))
+    return Output(
+        DLQ_TOPIC, record.key, record.value or b"", _failure_headers(record, code, detail, now)
+    )
 
 
 def _failure_headers(record: SourceRecord, code: str, detail: str, now: datetime) -> Headers:

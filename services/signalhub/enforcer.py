@@ -58,16 +58,16 @@ class _ShortFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ShortFetchConsumerThread:
         return _ShortFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class _Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
-class _EnforcerApp(faust.App):  # type: ignore[misc]
+class _EnforcerApp(faust.App):
     """A faust App whose Kafka transport uses :class:`_ShortFetchConsumerThread`."""
 
     def _new_transport(self) -> Any:
@@ -100,7 +100,9 @@ def enforcer_topics(settings: Settings) -> tuple[list[str], list[str]]:
     return sources, sinks
 
 
-def build_enforcer_app(settings: Settings, bootstrap_servers: str, enforcement: Enforcement) -> faust.App:
+def build_enforcer_app(
+    settings: Settings, bootstrap_servers: str, enforcement: Enforcement
+) -> faust.App:
     """The faust app with one agent over every signal topic."""
     sources, sinks = enforcer_topics(settings)
     create_topics(bootstrap_servers, sources, partitions=settings.partitions)
@@ -123,7 +125,7 @@ def build_enforcer_app(settings: Settings, bootstrap_servers: str, enforcement: 
     app.conf.signalhub_fetch_max_wait_ms = settings.fetch_max_wait_ms
     signal_topics = app.topic(*sources, key_type=bytes, value_type=bytes)
 
-    @app.agent(signal_topics, name="enforce")  # type: ignore[misc]
+    @app.agent(signal_topics, name="enforce")
     async def enforce(stream: Any) -> AsyncIterator[None]:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
             await _enforce_batch(app, enforcement, events)
@@ -139,9 +141,13 @@ async def _enforce_batch(app: faust.App, enforcement: Enforcement, events: Seque
     dead_before = sum(enforcement.stats.dead_letters.values())
     for event in events:
         message = event.message
-        record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value)
+        record = SourceRecord(
+            message.topic, message.partition, message.offset, message.key, message.value
+        )
         for output in enforcement.process(record):
-            await producer.send(output.topic, output.key, output.value, None, None, list(output.headers))
+            await producer.send(
+                output.topic, output.key, output.value, None, None, list(output.headers)
+            )
     first, last = events[0].message, events[-1].message
     logger.info(
         "%s[%d]@%d..%d: %d signals, %d deliveries, %d dead letters",

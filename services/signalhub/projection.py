@@ -51,7 +51,9 @@ def project_payload(
     for name in projection.pseudonymised:
         value = payload.get(name)
         kind = schema.field(name).pii or name
-        view[name] = None if value is None else pseudonymiser.pseudonym(domain, kind, _as_text(value))
+        view[name] = (
+            None if value is None else pseudonymiser.pseudonym(domain, kind, _as_text(value))
+        )
     return view
 
 

@@ -77,12 +77,19 @@ async def _healthz(request: Request) -> JSONResponse:
 
 
 @contextmanager
-def running_webhook_pushers(settings: Settings, bootstrap: str, subscriptions: list[Subscription]) -> Iterator[None]:
+def running_webhook_pushers(
+    settings: Settings, bootstrap: str, subscriptions: list[Subscription]
+) -> Iterator[None]:
     """One pushing thread per webhook subscriber, stopped when the block ends."""
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
     with ViewSchemaCatalog(bootstrap, registry) as catalog:
-        pushers = webhook_pushers(bootstrap, subscriptions, SubscriberSecrets.from_settings(settings), catalog)
-        threads = [threading.Thread(target=p.run, name=f"webhook-{p.subscriber}", daemon=True) for p in pushers]
+        pushers = webhook_pushers(
+            bootstrap, subscriptions, SubscriberSecrets.from_settings(settings), catalog
+        )
+        threads = [
+            threading.Thread(target=p.run, name=f"webhook-{p.subscriber}", daemon=True)
+            for p in pushers
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -99,7 +106,9 @@ def serve_http(settings: Settings, bootstrap: str) -> None:
     """Serve the HTTP app until Ctrl-C / SIGTERM (uvicorn handles the signals)."""
     with ExitStack() as stack:
         app = build_http_app(settings, bootstrap, stack)
-        config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+        config = uvicorn.Config(
+            app, host=settings.http_host, port=settings.http_port, log_level="warning"
+        )
         uvicorn.Server(config).run()
 
 
@@ -107,8 +116,11 @@ def run_hub(settings: Settings, echo: Echo) -> None:
     """Broker (embedded unless configured), one enforcer worker, webhook pushers and HTTP."""
     settings = prepare_settings(settings)
     subscriptions = load_subscriptions(settings.subscriptions_file)
-    with connect(settings) as bootstrap, run_stack(settings, bootstrap, echo):
-        with running_webhook_pushers(settings, bootstrap, subscriptions):
-            echo(f"signalhub is up: Kafka at {bootstrap}, HTTP at http://{settings.http_host}:{settings.http_port}/")
-            echo("  Ctrl-C stops everything.")
-            serve_http(settings, bootstrap)
+    with (
+        connect(settings) as bootstrap,
+        run_stack(settings, bootstrap, echo),
+        running_webhook_pushers(settings, bootstrap, subscriptions),
+    ):
+        url = f"http://{settings.http_host}:{settings.http_port}/"
+        echo(f"signalhub is up: Kafka at {bootstrap}, HTTP at {url} — Ctrl-C stops everything.")
+        serve_http(settings, bootstrap)

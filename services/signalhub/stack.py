@@ -25,7 +25,9 @@ _STOP_GRACE_S = 20.0
 class EnforcerProcess:
     """Start, stop and kill one ``signalhub enforcer`` worker against given bootstrap servers."""
 
-    def __init__(self, bootstrap_servers: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, bootstrap_servers: str, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._log_path = log_path
         self._env = env or {}
@@ -48,7 +50,7 @@ class EnforcerProcess:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=child_preexec(os.getpid()),  # noqa: PLW1509 - sets only the death signal
+            preexec_fn=child_preexec(os.getpid()),
         )
         return self
 

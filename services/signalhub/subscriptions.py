@@ -62,7 +62,9 @@ def load_subscriptions(path: Path, known_types: Iterable[str] | None = None) -> 
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"subscriptions file {path} not found — create it or set SIGNALHUB_HOME") from exc
+        raise ConfigError(
+            f"subscriptions file {path} not found — create it or set SIGNALHUB_HOME"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc} — fix the TOML syntax") from exc
     entries = document.get("subscription", [])
@@ -73,7 +75,9 @@ def load_subscriptions(path: Path, known_types: Iterable[str] | None = None) -> 
         except ValidationError as exc:
             raise ConfigError(f"{path}: subscription #{index}: {_first_error(exc)}") from exc
         if subscription.channel == "webhook" and subscription.webhook_url is None:
-            raise ConfigError(f"{path}: subscription {subscription.id}: channel webhook needs webhook_url")
+            raise ConfigError(
+                f"{path}: subscription {subscription.id}: channel webhook needs webhook_url"
+            )
         subscriptions.append(subscription)
     _check_unique_ids(path, subscriptions)
     if known_types is not None:
@@ -106,7 +110,9 @@ def _check_unique_ids(path: Path, subscriptions: list[Subscription]) -> None:
     covered: dict[tuple[str, str], str] = {}
     for subscription in subscriptions:
         if subscription.id in seen:
-            raise ConfigError(f"{path}: subscription id {subscription.id!r} is used twice — ids must be unique")
+            raise ConfigError(
+                f"{path}: subscription id {subscription.id!r} is used twice — ids must be unique"
+            )
         seen.add(subscription.id)
         if not subscription.active:
             continue

@@ -24,11 +24,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from signalhub.config import Settings
 from signalhub.connector.definition import ConnectorDefinition
 from signalhub.errors import ConnectorError
 from signalhub.types import Record
 
 __all__ = [
+    "WATERMARK_FILE",
     "CsvSource",
     "JsonLinesSource",
     "Source",
@@ -38,6 +40,8 @@ __all__ = [
     "open_source",
 ]
 
+#: Name of the watermark state file in the hub's state directory.
+WATERMARK_FILE = "connector-watermarks.sqlite"
 _CSV_FIELD_LIMIT = 4 * 1024 * 1024  # oversized cells are rejected by size later, not by csv
 
 
@@ -299,12 +303,18 @@ class SqlTableSource:
             ) from exc
 
 
-def open_source(definition: ConnectorDefinition, location: str, *, state: Path) -> Source:
+def open_source(definition: ConnectorDefinition, location: str, state: Path | Settings) -> Source:
     """The source ``location`` names, read the way ``definition`` says that kind is delivered.
 
-    ``postgresql://...`` and ``sqlite:///path`` are SQL tables (table and watermark column from
-    the definition, watermark kept in ``state``); ``*.csv`` and ``*.jsonl``/``*.ndjson`` are files.
+    ``postgresql://...``, ``sqlite:///path`` and a ``*.sqlite``/``*.db`` file are SQL tables
+    (table and watermark column from the definition); ``*.csv`` and ``*.jsonl``/``*.ndjson`` are
+    files. ``state`` is the watermark file, or the settings whose state directory holds
+    ``connector-watermarks.sqlite``.
     """
+    if isinstance(state, Settings):
+        state = state.state_dir / WATERMARK_FILE
+    if Path(location).suffix.lower() in (".sqlite", ".db") and "://" not in location:
+        location = f"sqlite:///{location}"
     if location.startswith(("postgresql://", "postgres://", "sqlite:///")):
         spec = definition.source("sql")
         # Both are set on every sql source (checked when the definition was loaded).

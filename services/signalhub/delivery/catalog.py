@@ -18,9 +18,9 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from signalhub import codec
-from signalhub.topic_reader import assign_topic, drain, open_consumer
 from signalhub.errors import SchemaError, UnknownSchemaError
 from signalhub.schema import SchemaRegistry
+from signalhub.topic_reader import assign_topic, drain, open_consumer
 from signalhub.types import AvroSchema, Record
 
 __all__ = ["VIEW_SCHEMAS_TOPIC", "ViewSchemaCatalog"]
