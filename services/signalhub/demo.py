@@ -243,13 +243,17 @@ class Accounting:
     ) -> None:
         """Block until every id is accounted for and ``dead_letters`` DLQ records arrived."""
         deadline = time.monotonic() + timeout_s
+        last_line = ""
         while True:
             self.read()
             accounted = len(signal_ids & self.seen)
-            echo(
+            line = (
                 f"  enforcer: {accounted}/{len(signal_ids)} signals accounted for, "
                 f"{len(self.dead_letters)} dead letters"
             )
+            if line != last_line:
+                echo(line)
+                last_line = line
             if accounted == len(signal_ids) and len(self.dead_letters) >= dead_letters:
                 return
             if enforcer is not None:

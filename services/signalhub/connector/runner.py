@@ -208,7 +208,7 @@ class ConnectorRunner:
         raw = item.raw if item.raw is not None else {"text": item.text}
         reject = Reject(self.definition.agency, source, item.ref, code, reason, raw)
         self._rejects.write(reject)
-        logger.warning("connector %s rejected %s: %s", self.definition.name, item.ref, code)
+        logger.info("connector %s rejected %s: %s", self.definition.name, item.ref, code)
         return reject
 
     @staticmethod
