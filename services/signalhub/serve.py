@@ -9,6 +9,7 @@ are pushed to by one :class:`~signalhub.delivery.webhook.WebhookPusher` thread e
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -30,6 +31,7 @@ from signalhub.delivery.pull_api import pull_app
 from signalhub.delivery.secrets import SubscriberSecrets
 from signalhub.delivery.webhook import webhook_pushers
 from signalhub.demo import prepare_settings, run_stack
+from signalhub.errors import ConfigError
 from signalhub.schema import SchemaRegistry
 from signalhub.subscriptions import Subscription, load_subscriptions
 
@@ -104,6 +106,7 @@ def running_webhook_pushers(
 
 def serve_http(settings: Settings, bootstrap: str) -> None:
     """Serve the HTTP app until Ctrl-C / SIGTERM (uvicorn handles the signals)."""
+    check_port_free(settings.http_host, settings.http_port)
     with ExitStack() as stack:
         app = build_http_app(settings, bootstrap, stack)
         config = uvicorn.Config(
@@ -112,8 +115,21 @@ def serve_http(settings: Settings, bootstrap: str) -> None:
         uvicorn.Server(config).run()
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail before anything starts when the HTTP port is taken (uvicorn would fail after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror} — stop what uses it or set "
+                "SIGNALHUB_HTTP_PORT to a free port"
+            ) from exc
+
+
 def run_hub(settings: Settings, echo: Echo) -> None:
     """Broker (embedded unless configured), one enforcer worker, webhook pushers and HTTP."""
+    check_port_free(settings.http_host, settings.http_port)
     settings = prepare_settings(settings)
     subscriptions = load_subscriptions(settings.subscriptions_file)
     with (
