@@ -1,0 +1,239 @@
+"""``signalhub demo`` as a user runs it: a separate process, the embedded stack, nothing left over.
+
+Each run starts its own broker and enforcer worker from a state directory of its own; every
+process that carries that state directory in its environment belongs to the run, which is how
+the test tells that the command stopped everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub_support import gemeente_case, new_person, politie_row, write_csv, write_jsonl
+from signalhub.config import load_settings
+from signalhub.connector import is_valid_bsn
+from signalhub.samples import bad_records
+from signalhub.subscriptions import load_subscriptions, subscribers
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = load_settings()
+SAMPLES = SETTINGS.connectors_dir / "samples"
+SUBSCRIBERS = subscribers(load_subscriptions(SETTINGS.subscriptions_file))
+DEMO_TIMEOUT_S = 240
+
+
+def _processes_marked(marker: str) -> set[int]:
+    """Live processes (not zombies) whose environment contains ``marker``."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in environ and state != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def _run_demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[int]]:
+    """Run ``signalhub demo ARGS``; returns the result and the pids it started along the way."""
+    state = tmp_path / "state"
+    marker = f"SIGNALHUB_STATE_DIR={state}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALHUB_")}
+    env["SIGNALHUB_STATE_DIR"] = str(state)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "signalhub", "demo", *args],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children: set[int] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            children.update(_processes_marked(marker) - {process.pid})
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        stdout, stderr = process.communicate(timeout=DEMO_TIMEOUT_S)
+    finally:
+        done.set()
+        watcher.join(5)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return result, children
+
+
+def _assert_nothing_left(tmp_path: Path, children: set[int]) -> None:
+    """The broker and the enforcer worker were seen running, and are gone now."""
+    marker = f"SIGNALHUB_STATE_DIR={tmp_path / 'state'}"
+    commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children if _alive(pid)}
+    assert len(children) >= 2, "the demo's broker and enforcer were never seen"
+    deadline = time.monotonic() + 5  # the kernel may take a moment to reap
+    while _processes_marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_marked(marker) == set(), f"left behind: {commands}"
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _bsns_in(paths: list[Path]) -> set[str]:
+    """Every nine-digit number in the files that passes the eleven test."""
+    found: set[str] = set()
+    for path in paths:
+        text = path.read_bytes().decode("utf-8", "replace")
+        found |= {m for m in re.findall(r"(?<!\d)\d{9}(?!\d)", text) if is_valid_bsn(m)}
+    return found
+
+
+def _sample_bsns() -> set[str]:
+    import sqlite3
+
+    bsns = _bsns_in([SAMPLES / name for name in os.listdir(SAMPLES) if name != "manifest.json"])
+    with sqlite3.connect(SAMPLES / "schuldhulpverlening.sqlite") as connection:
+        rows = connection.execute("SELECT bsn FROM schuldsignalen WHERE bsn IS NOT NULL")
+        bsns |= {str(bsn) for (bsn,) in rows if is_valid_bsn(str(bsn))}
+    return bsns
+
+
+def _expected_rejects() -> set[tuple[str, str]]:
+    manifest: dict[str, dict[str, str]] = json.loads((SAMPLES / "manifest.json").read_text())
+    expected: set[tuple[str, str]] = set()
+    for source, planted in bad_records(manifest).items():
+        table = source.split(" ")[0]
+        for ref, code in planted.items():
+            expected.add((ref if ":" in ref else f"{table}@{ref}", code))
+    return expected
+
+
+def test_demo_over_the_samples_writes_every_output_and_leaves_nothing_running(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+
+    result, children = _run_demo(tmp_path, "--out", str(out))
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_nothing_left(tmp_path, children)
+    for name in [*SUBSCRIBERS, "dlq", "rejects", "audit"]:
+        assert (out / f"{name}.jsonl").is_file(), name
+    for subscriber in SUBSCRIBERS:
+        assert f"== {subscriber}: " in result.stdout
+    for section in ("== dead-letter topic:", "== rejects (kept by the connectors):", "== summary"):
+        assert section in result.stdout
+    assert "signals published" in result.stdout
+
+    bsns = _sample_bsns()
+    assert len(bsns) > 50
+    subscriber_files = [out / f"{name}.jsonl" for name in SUBSCRIBERS]
+    assert _bsns_in(subscriber_files) & bsns == set(), "a sample BSN reached a subscriber"
+    delivered = {name: _lines(out / f"{name}.jsonl") for name in SUBSCRIBERS}
+    assert sum(len(rows) for rows in delivered.values()) > 0
+    for name, rows in delivered.items():
+        assert all(row["record"]["delivery"]["subscriber"] == name for row in rows)
+        ids = [row["delivery_id"] for row in rows]
+        assert len(ids) == len(set(ids)), f"{name}.jsonl holds a delivery twice"
+
+    rejects = _lines(out / "rejects.jsonl")
+    assert {(row["ref"], row["code"]) for row in rejects} == _expected_rejects()
+    assert all(row["reason"] for row in rejects)
+    dead = _lines(out / "dlq.jsonl")
+    assert [row["reason"] for row in dead] == ["undecodable"]
+
+    audit = _lines(out / "audit.jsonl")
+    allowed = {row["delivery_id"] for row in audit if row["outcome"] == "allow"}
+    assert allowed == {row["delivery_id"] for rows in delivered.values() for row in rows}
+    assert {row["outcome"] for row in audit} >= {"allow", "deny"}
+
+    # The planted pattern: exactly one casework alert, delivered to zvh, without content.
+    section = result.stdout.split("== casework alerts (bundler): ", 1)[1].split("\n== ", 1)[0]
+    count, *listed = section.splitlines()
+    assert count == "1"
+    assert len(listed) == 1
+    assert "rule multi_agency_90_days" in listed[0]
+    assert "3 signals from politie, schuldhulpverlening, woningcorporatie" in listed[0]
+    assert "(debt_signal, nuisance_report)" in listed[0]
+    assert "1 casework alerts" in result.stdout
+    alerts = [row for row in delivered["zvh"] if row["signal_type"] == "casework_alert"]
+    assert len(alerts) == 1
+    alert = alerts[0]["record"]["payload"]
+    assert alert["agencies"] == ["politie", "schuldhulpverlening", "woningcorporatie"]
+    assert alert["signal_count"] == 3
+    for name in SUBSCRIBERS:
+        if name != "zvh":
+            assert all(row["signal_type"] != "casework_alert" for row in delivered[name])
+    assert alerts[0]["delivery_id"] in allowed
+
+
+def test_demo_with_an_input_directory_runs_those_files_only(tmp_path: Path) -> None:
+    people = [new_person() for _ in range(3)]
+    inputs = tmp_path / "input"
+    inputs.mkdir()
+    write_csv(
+        inputs / "politie.csv",
+        [politie_row(people[0], "F354", ernst="5"), politie_row(people[1], "D300", ernst="5")],
+        extra_lines=["PL-T-bad;F350;too;few;columns"],
+    )
+    write_jsonl(inputs / "gemeente.jsonl", [gemeente_case(people[2])])
+    out = tmp_path / "out"
+
+    result, children = _run_demo(tmp_path, "--input", str(inputs), "--out", str(out))
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_nothing_left(tmp_path, children)
+    rejects = _lines(out / "rejects.jsonl")
+    assert [(row["ref"], row["code"]) for row in rejects] == [("politie.csv:4", "undecodable")]
+    assert _lines(out / "dlq.jsonl") == []
+    audit = _lines(out / "audit.jsonl")
+    assert len({row["signal_id"] for row in audit}) == 3
+    assert "3 signals published" in result.stdout
+    assert "== casework alerts (bundler): 0" in result.stdout
+    texts = "".join((out / f"{name}.jsonl").read_text() for name in SUBSCRIBERS)
+    for person in people:
+        assert person.bsn not in texts
+    assert people[0].name in (out / "politie.jsonl").read_text()  # police may see the name
+    assert people[0].name not in (out / "gemeente.jsonl").read_text()  # the municipality not
+
+
+def test_demo_with_an_empty_input_directory_fails_with_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "signalhub", "demo", "--input", str(empty)],
+        env={**os.environ, "SIGNALHUB_STATE_DIR": str(tmp_path / "state")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Error: no agency files in" in result.stderr
+    assert "Traceback" not in result.stderr
