@@ -22,7 +22,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,11 +38,14 @@ __all__ = [
     "EmbeddedPolicyEngine",
     "MemoisedPolicy",
     "PolicyEngine",
+    "RegoCoverage",
     "build_input",
     "check_policies",
+    "parse_decisions",
     "policy_files",
     "policy_version",
     "run_rego_tests",
+    "subscription_ids",
 ]
 
 #: The document the enforcer evaluates: an object keyed by subscription id.
@@ -67,6 +70,9 @@ class Decision:
     policy_version: str
     domain: str
     legal_basis: str
+    #: Fields delivered generalised instead of in clear: {field: "age_band" | "postcode_area" |
+    #: "neighbourhood"} (optional in the policy's answer; see docs/pseudonymisation.md).
+    generalise: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 class PolicyEngine(Protocol):
@@ -178,14 +184,31 @@ class EmbeddedPolicyEngine:
                 f"policy evaluation failed (data.{self._document}, {self.version}) — "
                 f"{exc.message} — the signal is denied and parked"
             ) from exc
-        return parse_decisions(result, _subscription_ids(policy_input), self.version)
+        return parse_decisions(result, subscription_ids(policy_input), self.version)
+
+    def evaluate(self, document: str, policy_input: JSON) -> JSON:
+        """The value of another document of the policy, e.g. ``signalhub.bundling.decision``.
+
+        The same engine and policy version as :meth:`decide`; an engine error or an undefined
+        document raises :class:`PolicyError` (the caller fails closed).
+        """
+        try:
+            result: JSON = self._engine.eval_document(document, policy_input)
+        except opa_bindings.OpaError as exc:
+            raise PolicyError(
+                f"policy evaluation failed (data.{document}, {self.version}) — {exc.message}"
+            ) from exc
+        if result is None:
+            raise PolicyError(f"data.{document} is undefined in policy {self.version}")
+        return result
 
     def close(self) -> None:
         """Release the Go engine (also done when the object is collected)."""
         self._engine.close()
 
 
-def _subscription_ids(policy_input: JSON) -> list[str]:
+def subscription_ids(policy_input: JSON) -> list[str]:
+    """The subscription ids the input asks about; :class:`PolicyError` when it has none."""
     try:
         return [str(sub["id"]) for sub in policy_input["subscriptions"]]
     except (KeyError, TypeError) as exc:
@@ -229,9 +252,31 @@ def _parse_entry(sub_id: str, entry: JSON, version: str) -> Decision:
             raise PolicyError(
                 f"decision for subscription {sub_id}: a field is both clear and pseudonymised"
             )
-    else:
+    generalise = _generalise(sub_id, entry) if allow else {}
+    if set(generalise) & set(pseudonymise):
+        raise PolicyError(
+            f"decision for subscription {sub_id}: a field is both generalised and pseudonymised"
+        )
+    if not allow:
         fields, pseudonymise = (), ()
-    return Decision(allow, fields, pseudonymise, reasons, version, domain, legal_basis)
+    return Decision(allow, fields, pseudonymise, reasons, version, domain, legal_basis, generalise)
+
+
+#: How a field may be generalised (signalhub.generalise implements them).
+GENERALISATIONS = frozenset({"age_band", "postcode_area", "neighbourhood"})
+
+
+def _generalise(sub_id: str, entry: Mapping[str, JSON]) -> dict[str, str]:
+    """The optional ``generalise`` object: field -> one of :data:`GENERALISATIONS`."""
+    value = entry.get("generalise", {})
+    if not isinstance(value, dict) or not all(
+        isinstance(method, str) and method in GENERALISATIONS for method in value.values()
+    ):
+        raise PolicyError(
+            f"decision for subscription {sub_id}: generalise is not an object of "
+            f"field -> {' | '.join(sorted(GENERALISATIONS))}"
+        )
+    return {str(name): str(method) for name, method in sorted(value.items())}
 
 
 def _strings(sub_id: str, entry: Mapping[str, JSON], key: str) -> tuple[str, ...]:
@@ -322,11 +367,14 @@ def build_input(
     }
 
 
-def run_rego_tests(policies_dir: Path) -> list[tuple[str, bool, str]]:
+def run_rego_tests(
+    policies_dir: Path, coverage: RegoCoverage | None = None
+) -> list[tuple[str, bool, str]]:
     """Evaluate every ``test_*`` rule of every ``*_test.rego`` on the embedded engine.
 
     Returns ``(package.rule, passed, message)`` in file order; a rule that is undefined or false
-    fails. A policy that cannot be loaded raises :class:`PolicyError`.
+    fails. A policy that cannot be loaded raises :class:`PolicyError`. With ``coverage`` the
+    engine traces each test and the lines it reached are added to it.
     """
     files = policy_files(policies_dir, tests=True)
     engine = _load_engine(policies_dir, files)
@@ -341,20 +389,62 @@ def run_rego_tests(policies_dir: Path) -> list[tuple[str, bool, str]]:
                 raise PolicyError(f"{_module_name(policies_dir, path)}: no package declaration")
             names = dict.fromkeys(_TEST_RULE.findall(source))
             for name in names:
-                results.append(_run_one(engine, f"{package.group(1)}.{name}"))
+                results.append(_run_one(engine, f"{package.group(1)}.{name}", coverage))
     finally:
         engine.close()
     return results
 
 
-def _run_one(engine: Any, rule: str) -> tuple[str, bool, str]:
+def _run_one(engine: Any, rule: str, coverage: RegoCoverage | None) -> tuple[str, bool, str]:
     try:
         # Bind the value: this engine's eval_query reports a row even for a false expression.
-        rows = engine.eval_query(f"result := data.{rule}")
+        rows = engine.eval_query(f"result := data.{rule}", coverage=coverage is not None)
     except opa_bindings.OpaError as exc:
         return rule, False, exc.message
+    if coverage is not None and engine.last_coverage:
+        coverage.add(engine.last_coverage)
     passed = bool(rows) and rows[0].get("result") is True
     return rule, passed, "" if passed else "undefined or false"
+
+
+class RegoCoverage:
+    """Lines of the policy modules reached by the Rego tests, merged over every test run.
+
+    OPA reports coverage per evaluation; a line counts as covered when any test reached it and
+    as not covered when some evaluation saw it but none reached it.
+    """
+
+    def __init__(self) -> None:
+        self._covered: dict[str, set[int]] = {}
+        self._seen: dict[str, set[int]] = {}
+
+    def add(self, report: Mapping[str, Any]) -> None:
+        for name, entry in (report.get("files") or {}).items():
+            covered = self._covered.setdefault(name, set())
+            seen = self._seen.setdefault(name, set())
+            for key, target in (("covered", covered), ("not_covered", None)):
+                for span in entry.get(key) or ():
+                    rows = range(span["start"]["row"], span["end"]["row"] + 1)
+                    seen.update(rows)
+                    if target is not None:
+                        target.update(rows)
+
+    def files(self, *, tests: bool = False) -> dict[str, tuple[int, int]]:
+        """module name -> (covered lines, coverable lines); test modules only when asked."""
+        return {
+            name: (len(self._covered[name]), len(self._seen[name]))
+            for name in sorted(self._seen)
+            if tests or not name.endswith("_test.rego")
+        }
+
+    def not_covered(self, name: str) -> list[int]:
+        return sorted(self._seen.get(name, set()) - self._covered.get(name, set()))
+
+    def percent(self) -> float:
+        """Line coverage of the policy modules (tests excluded), 0-100."""
+        totals = self.files().values()
+        coverable = sum(total for _, total in totals)
+        return 100.0 if coverable == 0 else 100.0 * sum(c for c, _ in totals) / coverable
 
 
 def check_policies(policies_dir: Path) -> list[str]:
