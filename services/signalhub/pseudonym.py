@@ -8,11 +8,8 @@ without the master key. The key version in the pseudonym says which key made it,
 rotated and old pseudonyms recognised. Re-identification is not done here: it is a separate,
 audited act.
 
-Master key sources, first match wins (see docs/pseudonymisation.md):
-
-- ``SIGNALHUB_MASTER_KEY``: ``[<version>:]<key>``, key in hex or base64, at least 32 bytes;
-- ``SIGNALHUB_KEY_FILE`` (default ``<state_dir>/pseudonym.key``), owner-only permissions, with
-  an optional ``version = <n>`` line, ``#`` comments, and one line holding the key.
+Where the master keys come from (a versioned key ring, its providers and rotation) is
+:mod:`signalhub.keys`; the names it shares with this module are re-exported here.
 
 Neither a key nor a value to pseudonymise ever appears in a message or a log line.
 """
@@ -20,21 +17,18 @@ Neither a key nor a value to pseudonymise ever appears in a message or a log lin
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
-import os
 import re
-import secrets
-import stat
 import unicodedata
-from pathlib import Path
+from collections.abc import Iterable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from signalhub.config import Settings
 from signalhub.errors import KeyProviderError
+from signalhub.keys import MIN_KEY_BYTES, KeyRing, default_key_file, ensure_dev_key, load_key_ring
 
 __all__ = [
     "MIN_KEY_BYTES",
@@ -44,10 +38,9 @@ __all__ = [
     "load_master_key",
     "normalise",
     "pseudonym_key_version",
+    "rotation_mapping",
 ]
 
-#: A master key shorter than this is refused (256 bits).
-MIN_KEY_BYTES = 32
 _SCHEME = "pn1"
 _DIGEST_BYTES = 20
 _DOMAIN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -55,7 +48,6 @@ _PSEUDONYM = re.compile(r"^pn1\.k([1-9][0-9]*)\.([a-z2-7]{32})$")
 _COMPACT_KINDS = frozenset({"bsn", "postcode"})
 _COMPACT = re.compile(r"[\s.\-]+")
 _SPACES = re.compile(r"\s+")
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
 def normalise(kind: str, value: str) -> str:
@@ -119,120 +111,31 @@ def pseudonym_key_version(pseudonym: str) -> int:
     return int(match.group(1))
 
 
-def default_key_file(settings: Settings) -> Path:
-    """``SIGNALHUB_KEY_FILE`` if set, else ``<state_dir>/pseudonym.key``."""
-    return settings.key_file or settings.state_dir / "pseudonym.key"
-
-
 def load_master_key(settings: Settings) -> tuple[bytes, int]:
-    """The master key and its version, from the environment or the key file.
+    """The current master key and its version, from the provider the settings select.
 
     Raises :class:`KeyProviderError` when no key is configured, the file is readable by group or
-    others, or the content is not a key of at least 32 bytes.
+    others, or the content is not a key of at least 32 bytes (see :mod:`signalhub.keys`).
     """
-    if settings.master_key is not None:
-        return _parse_env_key(settings.master_key.get_secret_value())
-    return _read_key_file(default_key_file(settings))
+    ring = load_key_ring(settings)
+    return ring.key(), ring.current
 
 
-def _parse_env_key(text: str) -> tuple[bytes, int]:
-    version = 1
-    head, sep, tail = text.strip().partition(":")
-    if sep:
-        if not head.isdigit():
-            raise KeyProviderError(
-                "SIGNALHUB_MASTER_KEY must be [<version>:]<hex or base64 key> — fix the variable"
-            )
-        version, text = int(head), tail
-    return _decode_key(text.strip(), "SIGNALHUB_MASTER_KEY"), _check_version(version)
+def rotation_mapping(
+    ring: KeyRing, domain: str, kind: str, values: Iterable[str], old: int, new: int
+) -> list[tuple[str, str]]:
+    """``(old pseudonym, new pseudonym)`` for each value, in one domain, de-duplicated in order.
 
-
-def _read_key_file(path: Path) -> tuple[bytes, int]:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise KeyProviderError(
-            f"no pseudonym master key: {path} does not exist — set SIGNALHUB_MASTER_KEY or "
-            "SIGNALHUB_KEY_FILE (or run the embedded demo, which creates a development key)"
-        ) from None
-    except OSError as exc:
-        raise KeyProviderError(f"cannot read key file {path}: {exc.strerror}") from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise KeyProviderError(f"key file {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise KeyProviderError(
-            f"key file {path} is accessible to group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):04o}) — run `chmod 600 {path}` and retry"
-        )
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyProviderError(f"cannot read key file {path} as UTF-8 text") from exc
-    return _parse_key_file(text, str(path))
-
-
-def _parse_key_file(text: str, where: str) -> tuple[bytes, int]:
-    version = 1
-    keys: list[str] = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
+    This is what lets a subscriber keep its links across a key rotation without the hub
+    handing it an identifier: it receives only pairs of its own domain's pseudonyms.
+    """
+    before = Pseudonymiser(ring.key(old), old)
+    after = Pseudonymiser(ring.key(new), new)
+    pairs: dict[str, str] = {}
+    for value in values:
+        if not value.strip():
             continue
-        name, sep, value = line.partition("=")
-        if sep and name.strip() == "version":
-            if not value.strip().isdigit():
-                raise KeyProviderError(f"key file {where}: version must be a positive integer")
-            version = int(value.strip())
-        else:
-            keys.append(line)
-    if len(keys) != 1:
-        raise KeyProviderError(
-            f"key file {where} must hold exactly one key line (found {len(keys)}) — "
-            "see docs/pseudonymisation.md"
+        pairs.setdefault(
+            before.pseudonym(domain, kind, value), after.pseudonym(domain, kind, value)
         )
-    return _decode_key(keys[0], f"key file {where}"), _check_version(version)
-
-
-def _decode_key(text: str, where: str) -> bytes:
-    """Hex if the text is all hex digits (even length), otherwise strict base64."""
-    try:
-        if _HEX.match(text) and len(text) % 2 == 0:
-            key = bytes.fromhex(text)
-        else:
-            key = base64.b64decode(text, validate=True)
-    except (ValueError, binascii.Error):
-        raise KeyProviderError(f"{where}: the key is neither hex nor base64") from None
-    if len(key) < MIN_KEY_BYTES:
-        raise KeyProviderError(
-            f"{where}: the key is {len(key)} bytes, at least {MIN_KEY_BYTES} are needed"
-        )
-    return key
-
-
-def _check_version(version: int) -> int:
-    if version < 1:
-        raise KeyProviderError("key version must be a positive integer")
-    return version
-
-
-def ensure_dev_key(path: Path) -> None:
-    """Create a random owner-only development key file at ``path`` unless one exists.
-
-    For the embedded demo only: production keys come from the environment or a managed file.
-    """
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    content = (
-        "# signalhub development pseudonym key, created by the embedded demo.\n"
-        "# Not for production: pseudonyms made with it are only as safe as this file.\n"
-        "version = 1\n"
-        f"{secrets.token_hex(MIN_KEY_BYTES)}\n"
-    )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process created it first; fine
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(content)
+    return list(pairs.items())

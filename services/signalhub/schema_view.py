@@ -2,16 +2,17 @@
 
 A view keeps the envelope, adds a ``delivery`` record that says why and under which policy the
 subscriber got it, and keeps only the payload fields the policy released: clear fields with their
-original type and metadata, pseudonymised fields as ``["null", "string"]``. The record is named
-``nl.signalhub.view.<type>_<hash>``, the hash covering the signal schema's fingerprint and both
-field sets, so two different projections never share a name and one projection is always the
-same schema (subscribers can cache it by fingerprint).
+original type and metadata, pseudonymised and generalised fields as ``["null", "string"]``. The
+record is named ``nl.signalhub.view.<type>_<hash>``, the hash covering the signal schema's
+fingerprint and the field sets, so two different projections never share a name and one
+projection is always the same schema (subscribers can cache it by fingerprint).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from signalhub.types import JSON, AvroSchema
@@ -34,14 +35,22 @@ DELIVERY_FIELDS = (
 )
 
 
-def project_view(signal: SignalSchema, clear: frozenset[str], pseudo: frozenset[str]) -> AvroSchema:
-    """The (unparsed) view schema of ``signal`` with these clear and pseudonymised fields."""
+def project_view(
+    signal: SignalSchema,
+    clear: frozenset[str],
+    pseudo: frozenset[str],
+    generalised: Mapping[str, str] | None = None,
+) -> AvroSchema:
+    """The (unparsed) view schema of ``signal`` with these clear, pseudonymised and generalised
+    (``{field: method}``) fields; generalised fields are ``["null", "string"]`` too."""
     names = {f.name for f in signal.payload_fields}
     pseudo = pseudo & names
-    clear = (clear & names) - pseudo
-    digest = hashlib.sha256(
-        json.dumps([signal.fingerprint.hex(), sorted(clear), sorted(pseudo)]).encode()
-    ).hexdigest()[:12]
+    general = {k: v for k, v in (generalised or {}).items() if k in names and k not in pseudo}
+    clear = (clear & names) - pseudo - set(general)
+    identity: list[JSON] = [signal.fingerprint.hex(), sorted(clear), sorted(pseudo)]
+    if general:  # only then: views without generalisation keep their names and fingerprints
+        identity.append(sorted(general.items()))
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     name = f"{signal.signal_type}_{digest}"
     fields: list[JSON] = []
     payload = next(f for f in signal.avro["fields"] if f["name"] == "payload")["type"]
@@ -56,6 +65,17 @@ def project_view(signal: SignalSchema, clear: frozenset[str], pseudo: frozenset[
                     "pii": f.get("pii"),
                     "pseudonymised": True,
                     "doc": f"Pseudonym (in the subscriber's domain) of: {f.get('doc', f['name'])}",
+                }
+            )
+        elif f["name"] in general:
+            fields.append(
+                {
+                    "name": f["name"],
+                    "type": ["null", "string"],
+                    "default": None,
+                    "pii": f.get("pii"),
+                    "generalised": general[f["name"]],
+                    "doc": f"Generalised ({general[f['name']]}) of: {f.get('doc', f['name'])}",
                 }
             )
         elif f["name"] in clear:
