@@ -1,0 +1,176 @@
+"""Consume the ``audit`` topic into the audit store: at-least-once, idempotent, resumable.
+
+Records are read in batches, appended to the store in one transaction, and only then is the
+consumer group's offset committed. A crash between the two re-reads the batch, and the store
+skips what it already holds (same ``decision_id``), so nothing is lost and nothing is doubled;
+reading the whole topic again (``replay``) leaves the store as it was.
+
+The consumer assigns the topic's partitions itself and keeps its position as the committed
+offsets of ``SIGNALHUB_AUDIT_GROUP``: the audit topic has one partition, and a group join on the
+embedded broker costs about half the session timeout. Two ingesters at once are harmless (the
+store serialises appends and de-duplicates), merely wasteful.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from signalhub import codec
+from signalhub.audit import AUDIT_TOPIC, load_audit_schema
+from signalhub.audit_store.store import AuditStore
+from signalhub.config import Settings
+from signalhub.errors import RecordError, UnknownSchemaError
+from signalhub.schema import SchemaRegistry
+from signalhub.topic_reader import drain, open_consumer
+from signalhub.types import Record
+
+__all__ = ["AuditIngestor", "IngestReport", "audit_registry"]
+
+logger = logging.getLogger(__name__)
+
+#: Records appended (and committed) per store transaction.
+BATCH_SIZE = 500
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did; ``read == inserted + duplicates + len(undecodable)``."""
+
+    read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    undecodable: list[str] = field(default_factory=list)
+
+
+def audit_registry(settings: Settings) -> SchemaRegistry:
+    """A schema registry that knows the audit record schema (for decoding the topic)."""
+    registry = SchemaRegistry.from_dir(settings.schemas_dir)
+    registry.register(load_audit_schema(settings.schemas_dir))
+    return registry
+
+
+class AuditIngestor:
+    """Moves audit records from a topic into an :class:`AuditStore`."""
+
+    def __init__(
+        self,
+        store: AuditStore,
+        registry: SchemaRegistry,
+        bootstrap_servers: str,
+        *,
+        group: str,
+        topic: str = AUDIT_TOPIC,
+        idle_ms: int = 1000,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._bootstrap = bootstrap_servers
+        self._group = group
+        self._topic = topic
+        self._idle_ms = idle_ms
+
+    def run(
+        self,
+        *,
+        follow: bool = False,
+        replay: bool = False,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[IngestReport], None] | None = None,
+    ) -> IngestReport:
+        """Ingest until the topic stays idle (or, with ``follow``, until ``stop`` is set).
+
+        ``replay`` starts at the beginning of the topic instead of the group's committed offsets.
+        """
+        report = IngestReport()
+        consumer = open_consumer(
+            self._bootstrap, group_id=self._group, client_id="signalhub-audit-ingest"
+        )
+        try:
+            assigned = self._assign(consumer, replay)
+            while True:
+                if assigned:
+                    self._drain(consumer, report, on_batch)
+                if not follow or (stop is not None and stop.is_set()):
+                    return report
+                if not assigned:
+                    if stop is not None and stop.wait(self._idle_ms / 1000):
+                        return report
+                    assigned = self._assign(consumer, replay)
+        finally:
+            consumer.close()
+
+    def _assign(self, consumer: Any, replay: bool) -> list[TopicPartition]:
+        partitions = consumer.partitions_for_topic(self._topic) or set()
+        assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        for tp in assigned:
+            committed = None if replay else consumer.committed(tp)
+            if committed is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        return assigned
+
+    def _drain(
+        self,
+        consumer: Any,
+        report: IngestReport,
+        on_batch: Callable[[IngestReport], None] | None,
+    ) -> None:
+        batch: list[Any] = []
+        for message in drain(consumer, idle_ms=self._idle_ms):
+            batch.append(message)
+            if len(batch) >= BATCH_SIZE:
+                self._flush(consumer, batch, report, on_batch)
+                batch = []
+        if batch:
+            self._flush(consumer, batch, report, on_batch)
+
+    def _flush(
+        self,
+        consumer: Any,
+        messages: list[Any],
+        report: IngestReport,
+        on_batch: Callable[[IngestReport], None] | None,
+    ) -> None:
+        """Append the batch, then commit past it: the order that makes this at-least-once."""
+        records: list[Record] = []
+        for message in messages:
+            where = f"{message.topic}[{message.partition}]@{message.offset}"
+            try:
+                _, record = codec.decode(self._registry, bytes(message.value or b""))
+                if "decision_id" not in record:
+                    raise RecordError("not an audit record")
+            except (RecordError, UnknownSchemaError):
+                report.undecodable.append(where)
+                continue
+            records.append(record)
+        result = self._store.append(records)
+        report.read += len(messages)
+        report.inserted += result.inserted
+        report.duplicates += result.duplicates
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for message in messages:
+            tp = TopicPartition(message.topic, message.partition)
+            offsets[tp] = OffsetAndMetadata(message.offset + 1, "", -1)
+        consumer.commit(offsets)
+        first, last = messages[0], messages[-1]
+        logger.info(
+            "%s[%d]@%d..%d: %d audit records, %d new, head seq %d",
+            first.topic,
+            first.partition,
+            first.offset,
+            last.offset,
+            len(messages),
+            result.inserted,
+            result.head_seq,
+        )
+        if on_batch is not None:
+            on_batch(report)

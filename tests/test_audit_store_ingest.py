@@ -1,0 +1,109 @@
+"""Ingesting the audit topic (real embedded broker) into real SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from audit_store_support import BACKENDS, StoreHandle, decision, store_handle
+from signalhub import codec
+from signalhub.audit import load_audit_schema
+from signalhub.audit_store.ingest import AuditIngestor, audit_registry
+from signalhub.broker import EmbeddedBroker
+from signalhub.config import load_settings
+from signalhub.schema import SchemaRegistry
+from signalhub.types import Record
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=BACKENDS)
+def handle(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreHandle]:
+    with store_handle(request.param, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def registry() -> SchemaRegistry:
+    return audit_registry(load_settings())
+
+
+def publish(bootstrap: str, topic: str, registry: SchemaRegistry, records: list[Record]) -> None:
+    schema = load_audit_schema(load_settings().schemas_dir)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        for record in records:
+            value = codec.encode(registry, schema, record)
+            producer.send(topic, key=record["signal_id"].encode(), value=value)
+        producer.send(topic, key=b"x", value=b"\x00 not an audit record")
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def snapshot(handle: StoreHandle) -> list[tuple[object, ...]]:
+    rows = handle.sql("SELECT seq, entry_id, body, prev_hash, row_hash FROM audit_log ORDER BY seq")
+    return [tuple(row) for row in rows]
+
+
+def test_replaying_the_whole_topic_twice_leaves_the_store_unchanged(
+    handle: StoreHandle,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[..., str],
+    name_factory: Callable[[str], str],
+    registry: SchemaRegistry,
+) -> None:
+    topic = topic_factory("audit")
+    records = [decision(n, subject_refs=(f"ref-{n}",)) for n in range(1, 41)]
+    # At-least-once upstream: the enforcer re-sent some decisions after a restart.
+    publish(broker.bootstrap_servers, topic, registry, records + records[5:15])
+    group = name_factory("audit-ingest")
+
+    def ingestor(group_id: str) -> AuditIngestor:
+        return AuditIngestor(
+            handle.store,
+            registry,
+            broker.bootstrap_servers,
+            group=group_id,
+            topic=topic,
+            idle_ms=500,
+        )
+
+    first = ingestor(group).run()
+    assert (first.read, first.inserted, first.duplicates) == (51, 40, 10)
+    assert first.undecodable == [f"{topic}[0]@50"]
+    before = snapshot(handle)
+    assert len(before) == 40
+
+    for _ in range(2):
+        replay = ingestor(name_factory("audit-replay")).run()
+        assert (replay.read, replay.inserted, replay.duplicates) == (51, 0, 50)
+        assert snapshot(handle) == before
+    again = ingestor(group).run(replay=True)
+    assert again.inserted == 0
+    assert snapshot(handle) == before
+    assert handle.store.verify().intact
+
+
+def test_ingest_resumes_after_its_committed_offset(
+    handle: StoreHandle,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[..., str],
+    name_factory: Callable[[str], str],
+    registry: SchemaRegistry,
+) -> None:
+    topic = topic_factory("audit")
+    group = name_factory("audit-ingest")
+    publish(broker.bootstrap_servers, topic, registry, [decision(n) for n in range(1, 6)])
+    ingestor = AuditIngestor(
+        handle.store, registry, broker.bootstrap_servers, group=group, topic=topic, idle_ms=500
+    )
+    assert ingestor.run().read == 6
+    publish(broker.bootstrap_servers, topic, registry, [decision(n) for n in range(6, 9)])
+    resumed = ingestor.run()
+    assert (resumed.read, resumed.inserted) == (4, 3)  # only what came after the commit
+    assert handle.store.count() == 8
+    assert [row[1] for row in snapshot(handle)] == [decision(n)["decision_id"] for n in range(1, 9)]
