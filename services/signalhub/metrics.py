@@ -1,0 +1,411 @@
+"""Prometheus metrics of the enforcer, served from its own process, and how the console reads them.
+
+The enforcer runs in a process of its own (:class:`signalhub.stack.EnforcerProcess`), so its
+counters live there. :func:`serve_enforcer_metrics` instruments one
+:class:`~signalhub.enforcement.Enforcement` and serves its metrics on a loopback port, written to
+``<state_dir>/enforcer-metrics.port`` so the console (another process) can find and merge them.
+
+What is counted where:
+
+* from the core's own ``Enforcement.stats`` counters (deltas per processed record): signals per
+  type, deliveries per subscriber, dead letters per reason, decisions per outcome (labelled with
+  the policy version in force), blocked deliveries, parked signals;
+* from the record itself: the source agency and registration time, read from the Avro envelope
+  at the head of the record body (the envelope is the first field of every signal record, so a
+  reader with the envelope schema alone reads exactly that prefix) — never the payload;
+* timing: the core's time per signal (decode, decide, project, encode) and the end-to-end
+  latency from the connector's ``registered_at`` to the moment the enforcer hands the delivery
+  to its producer;
+* position: per ``topic[partition]`` the next offset to process. Consumer lag is computed in the
+  console from what a reader actually sees on the topic minus this position
+  (:mod:`signalhub.console.sampler`): the embedded broker's end offsets are unreliable.
+
+Counters restart at zero with the process, as Prometheus counters do; a record re-processed
+after a crash is counted again (the audit store de-duplicates, these do not).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import fastavro
+import httpx
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client import (
+    Counter as PromCounter,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+from signalhub.config import Settings
+from signalhub.enforcement import Enforcement, Output, SourceRecord
+
+__all__ = [
+    "ENFORCER_PORT_FILE",
+    "EnforcerMetrics",
+    "MetricsExporter",
+    "MetricsSnapshot",
+    "enforcer_metrics_url",
+    "parse_metrics",
+    "scrape_enforcer",
+    "serve_enforcer_metrics",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Under the state directory: the loopback port of the enforcer's metrics exporter.
+ENFORCER_PORT_FILE = "enforcer-metrics.port"
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+_E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_SIGNAL_PREFIX = "signals."
+_DELIVERY_PREFIX = "deliveries."
+
+
+def _envelope_reader(schemas_dir: Path) -> Callable[[bytes], dict[str, Any] | None]:
+    """Read the envelope at the head of a single-object-encoded signal, or None."""
+    schema = fastavro.parse_schema(json.loads((schemas_dir / "envelope.avsc").read_text("utf-8")))
+
+    def read(value: bytes) -> dict[str, Any] | None:
+        if len(value) < 10 or value[:2] != b"\xc3\x01":
+            return None
+        try:
+            return cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(value[10:]), schema))
+        except Exception:  # not our encoding: the core dead-letters it; we only skip labels
+            return None
+
+    return read
+
+
+class EnforcerMetrics:
+    """The enforcer's metrics, fed by wrapping one :class:`Enforcement`'s ``process``."""
+
+    def __init__(
+        self,
+        enforcement: Enforcement,
+        schemas_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._enforcement = enforcement
+        self._clock = clock
+        self._timer = timer
+        self._envelope = _envelope_reader(schemas_dir)
+        self._lock = threading.Lock()
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.signals = PromCounter(
+            "signalhub_signals",
+            "Signals the enforcer decoded, per signal type and source agency.",
+            ["signal_type", "source_agency"],
+            registry=r,
+        )
+        self.deliveries = PromCounter(
+            "signalhub_deliveries",
+            "Deliveries handed to the producer, per subscriber.",
+            ["subscriber"],
+            registry=r,
+        )
+        self.dead_letters = PromCounter(
+            "signalhub_dead_letters",
+            "Records sent to signals.dlq, per reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.decisions = PromCounter(
+            "signalhub_decisions",
+            "Policy decisions (one per subscription of a signal), per outcome and policy version.",
+            ["outcome", "policy_version"],
+            registry=r,
+        )
+        self.blocked = PromCounter(
+            "signalhub_blocked_deliveries",
+            "Deliveries the leak guard stopped, per subscriber.",
+            ["subscriber"],
+            registry=r,
+        )
+        self.parked = PromCounter(
+            "signalhub_parked",
+            "Signals parked because the policy could not be evaluated.",
+            registry=r,
+        )
+        self.enforcement_seconds = Histogram(
+            "signalhub_decision_seconds",
+            "Enforcer core time per signal: decode, one policy decision, projection, encoding.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end = Histogram(
+            "signalhub_end_to_end_seconds",
+            "From the connector's registered_at to the enforcer handing the delivery over.",
+            buckets=_E2E_BUCKETS,
+            registry=r,
+        )
+        self.position = Gauge(
+            "signalhub_enforcer_position",
+            "Next offset the enforcer will process, per signal topic partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.last_processed = Gauge(
+            "signalhub_enforcer_last_processed_timestamp_seconds",
+            "When the enforcer last processed a record (Unix time; 0 = not yet).",
+            registry=r,
+        )
+        self.last_delivery = Gauge(
+            "signalhub_last_delivery_timestamp_seconds",
+            "When the enforcer last produced a delivery, per subscriber (Unix time).",
+            ["subscriber"],
+            registry=r,
+        )
+        started = Gauge(
+            "signalhub_enforcer_started_timestamp_seconds",
+            "When this enforcer worker started (Unix time).",
+            registry=r,
+        )
+        started.set(clock())
+        r.register(_PolicyCollector(enforcement))
+
+    def wrap(self, process: Callable[[SourceRecord], list[Output]]) -> Callable[..., list[Output]]:
+        """``process`` with every call observed."""
+
+        def observed(record: SourceRecord) -> list[Output]:
+            stats = self._enforcement.stats
+            before = _snapshot(stats)
+            started = self._timer()
+            outputs = process(record)
+            elapsed = self._timer() - started
+            self.observe(record, outputs, elapsed, before)
+            return outputs
+
+        return observed
+
+    def observe(
+        self,
+        record: SourceRecord,
+        outputs: Sequence[Output],
+        elapsed: float,
+        before: dict[str, Counter[str]],
+    ) -> None:
+        """Count what one ``process`` call did (the stats deltas) and how long it took."""
+        stats = self._enforcement.stats
+        after = _snapshot(stats)
+        now = self._clock()
+        version = str(getattr(getattr(self._enforcement, "_policy", None), "version", "unknown"))
+        with self._lock:
+            self.position.labels(record.topic, str(record.partition)).set(record.offset + 1)
+            self.last_processed.set(now)
+            new_signals = after["signals"] - before["signals"]
+            envelope = self._envelope(record.value) if new_signals and record.value else None
+            for signal_type, count in new_signals.items():
+                source = "unknown"
+                if envelope is not None and envelope.get("signal_type") == signal_type:
+                    source = str(envelope.get("source_agency", "unknown"))
+                self.signals.labels(signal_type, source).inc(count)
+                self.enforcement_seconds.observe(elapsed)
+            for outcome, count in (after["decisions"] - before["decisions"]).items():
+                self.decisions.labels(outcome, version).inc(count)
+            for reason, count in (after["dead_letters"] - before["dead_letters"]).items():
+                self.dead_letters.labels(reason).inc(count)
+            for subscriber, count in (after["blocked"] - before["blocked"]).items():
+                self.blocked.labels(subscriber).inc(count)
+            if stats.parked > before["parked"]["n"]:
+                self.parked.inc(stats.parked - before["parked"]["n"])
+            delivered = after["deliveries"] - before["deliveries"]
+            for subscriber, count in delivered.items():
+                self.deliveries.labels(subscriber).inc(count)
+                self.last_delivery.labels(subscriber).set(now)
+            registered = envelope.get("registered_at") if envelope else None
+            if delivered and registered is not None and hasattr(registered, "timestamp"):
+                latency = max(0.0, now - registered.timestamp())
+                for _ in range(sum(delivered.values())):
+                    self.end_to_end.observe(latency)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _snapshot(stats: Any) -> dict[str, Counter[str]]:
+    return {
+        "signals": Counter(stats.signals),
+        "deliveries": Counter(stats.deliveries),
+        "decisions": Counter(stats.decisions),
+        "dead_letters": Counter(stats.dead_letters),
+        "blocked": Counter(stats.blocked),
+        "parked": Counter({"n": stats.parked}),
+    }
+
+
+class _PolicyCollector(Collector):
+    """The policy in force and its memo's hits and misses, read at scrape time.
+
+    The memo is replaced at each policy switch (its counters start again), so the totals here
+    add up the counters of every memo this collector has seen, to stay monotonic.
+    """
+
+    def __init__(self, enforcement: Enforcement) -> None:
+        self._enforcement = enforcement
+        self._retired = {"hits": 0, "misses": 0}
+        self._current: Any = None
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterable[Metric]:
+        policy = getattr(self._enforcement, "_policy", None)
+        memo = getattr(policy, "active", policy)
+        with self._lock:
+            if memo is not self._current:
+                if self._current is not None:
+                    self._retired["hits"] += int(getattr(self._current, "hits", 0))
+                    self._retired["misses"] += int(getattr(self._current, "misses", 0))
+                self._current = memo
+            hits = self._retired["hits"] + int(getattr(memo, "hits", 0))
+            misses = self._retired["misses"] + int(getattr(memo, "misses", 0))
+        version = str(getattr(policy, "version", "unknown"))
+        inner = getattr(memo, "_inner", memo)
+        loaded = type(inner).__name__ != "BrokenPolicy" and policy is not None
+        info = GaugeMetricFamily(
+            "signalhub_policy_loaded",
+            "1 when the policy version in force loaded and can decide, 0 when it fails closed.",
+            labels=["policy_version"],
+        )
+        info.add_metric([version], 1.0 if loaded else 0.0)
+        yield info
+        yield CounterMetricFamily(
+            "signalhub_policy_memo_hits", "Decisions answered from the memo.", value=hits
+        )
+        yield CounterMetricFamily(
+            "signalhub_policy_memo_misses", "Decisions the policy engine evaluated.", value=misses
+        )
+        ratio = GaugeMetricFamily(
+            "signalhub_policy_memo_hit_ratio", "Memo hits / all decisions since start (0 if none)."
+        )
+        ratio.add_metric([], hits / (hits + misses) if hits + misses else 0.0)
+        yield ratio
+
+
+@dataclass
+class MetricsExporter:
+    """A running loopback metrics server; :meth:`close` stops it and removes the port file."""
+
+    port: int
+    port_file: Path
+    metrics: EnforcerMetrics
+    _server: Any
+    _thread: threading.Thread
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self.port_file.unlink(missing_ok=True)
+
+
+def serve_enforcer_metrics(
+    settings: Settings, enforcement: Enforcement, *, port: int | None = None
+) -> MetricsExporter:
+    """Instrument ``enforcement`` and serve its metrics on 127.0.0.1 (``port`` 0 = a free one).
+
+    The port comes from ``SIGNALHUB_ENFORCER_METRICS_PORT`` (default 0) and is written to
+    ``<state_dir>/enforcer-metrics.port``. Calling it twice for one enforcement returns the
+    exporter already running.
+    """
+    running = getattr(enforcement, "_signalhub_metrics_exporter", None)
+    if isinstance(running, MetricsExporter):
+        return running
+    from signalhub.console.settings import ConsoleSettings
+
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series only add noise to every scrape
+    wanted = ConsoleSettings().enforcer_metrics_port if port is None else port
+    metrics = EnforcerMetrics(enforcement, settings.schemas_dir)
+    # The wrapper replaces ``process`` on this instance only: the enforcer's edge calls
+    # ``enforcement.process`` and needs no change beyond starting this exporter.
+    setattr(enforcement, "process", metrics.wrap(enforcement.process))  # noqa: B010
+    server, thread = start_http_server(wanted, addr="127.0.0.1", registry=metrics.registry)
+    actual = int(server.server_port)
+    port_file = settings.state_dir / ENFORCER_PORT_FILE
+    port_file.parent.mkdir(parents=True, exist_ok=True)
+    port_file.write_text(f"{actual}\n", "utf-8")
+    exporter = MetricsExporter(actual, port_file, metrics, server, thread)
+    setattr(enforcement, "_signalhub_metrics_exporter", exporter)  # noqa: B010
+    logger.info("enforcer metrics on http://127.0.0.1:%d/metrics", actual)
+    return exporter
+
+
+def enforcer_metrics_url(settings: Settings) -> str | None:
+    """The enforcer exporter's URL from its port file, or None when no enforcer wrote one."""
+    try:
+        port = int((settings.state_dir / ENFORCER_PORT_FILE).read_text("utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+def scrape_enforcer(settings: Settings, *, timeout_s: float = 2.0) -> str | None:
+    """The enforcer's metrics text, or None when it is not running or does not answer."""
+    url = enforcer_metrics_url(settings)
+    if url is None:
+        return None
+    try:
+        response = httpx.get(url, timeout=timeout_s)
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """Parsed samples: ``(name, sorted label items) -> value``, with sum helpers."""
+
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of every sample of ``name`` whose labels include ``labels``."""
+        wanted = set(labels.items())
+        return sum(
+            value
+            for (sample, items), value in self.samples.items()
+            if sample == name and wanted <= set(items)
+        )
+
+    def by_label(self, name: str, label: str) -> dict[str, float]:
+        """Values of ``name`` summed per value of one label."""
+        out: dict[str, float] = {}
+        for (sample, items), value in self.samples.items():
+            if sample == name:
+                key = dict(items).get(label)
+                if key is not None:
+                    out[key] = out.get(key, 0.0) + value
+        return {key: out[key] for key in sorted(out)}
+
+    def labelled(self, name: str) -> list[tuple[dict[str, str], float]]:
+        return [
+            (dict(items), value)
+            for (sample, items), value in sorted(self.samples.items())
+            if sample == name
+        ]
+
+
+def parse_metrics(text: str) -> MetricsSnapshot:
+    """Parse Prometheus text with prometheus_client's own parser."""
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = float(sample.value)
+    return MetricsSnapshot(samples)
