@@ -1,0 +1,105 @@
+"""Framework floor: the fastest idiomatic faust pass-through, no processing.
+
+The faust app the enforcer runs (`new_faust_app`, with its short-fetch consumer, imported from
+:mod:`signalhub.enforcer`, not copied), the same signal topics and partitions, the same record
+mix, web server off, ``stream.take_events()`` batches with producer sends that are not awaited
+per record. It writes one output per input and does nothing else, so it is what faust itself
+costs per record: the enforcer cannot be faster than this on one worker.
+
+Run as ``python -m bench.floor BOOTSTRAP GROUP SINK`` it is the worker (a child process).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    Mode,
+    Row,
+    bench_settings,
+    check_child,
+    count_outputs,
+    produce,
+    scratch_dir,
+    start_child,
+    stop_child,
+)
+from bench.workload import SignalFactory
+from signalhub.broker import EmbeddedBroker
+from signalhub.enforcer import BATCH_SIZE, BATCH_WITHIN_S, new_faust_app
+from signalhub.schema import SchemaRegistry
+
+__all__ = ["run", "worker"]
+
+_SINK = "bench.floor.out"
+
+
+def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:
+    factory = SignalFactory(registry, seed=7)
+    signals = list(factory.signals(mode.floor_records))
+    with scratch_dir("floor") as scratch, EmbeddedBroker() as broker:
+        settings = bench_settings(scratch)
+        bootstrap = broker.bootstrap_servers
+        topics = sorted({s.topic for s in signals})
+        broker.create_topics(topics, partitions=settings.partitions)
+        broker.create_topics([_SINK], partitions=1)
+        produce(bootstrap, ((s.topic, s.key, s.value) for s in signals))
+        log = scratch / "floor.log"
+        args = ["-m", "bench.floor", bootstrap, "bench-floor", _SINK, str(scratch)]
+        child = start_child(args, log)
+        try:
+            seen = count_outputs(
+                bootstrap,
+                {_SINK: 1},
+                until={_SINK: len(signals)},
+                idle_s=1.0,
+                timeout_s=120,
+                alive=lambda: check_child(child, log),
+            )
+        finally:
+            stop_child(child)
+    rate = seen.total / seen.window_s
+    return [
+        Row(
+            "framework floor",
+            "records/s",
+            rate,
+            "rec/s",
+            f"faust take_events({BATCH_SIZE}) pass-through, 1 worker",
+            {"records": seen.total, "seconds": seen.window_s},
+        )
+    ]
+
+
+def worker(bootstrap: str, group: str, sink: str, state_dir: Path) -> None:
+    """The pass-through agent, configured like the enforcer; blocks until SIGTERM."""
+    import faust
+
+    settings = bench_settings(state_dir)
+    registry = SchemaRegistry.from_dir(settings.schemas_dir)
+    sources = [registry.signal(t).topic for t in registry.signal_types()]
+    app = new_faust_app(settings, bootstrap, group)
+    source = app.topic(*sources, key_type=bytes, value_type=bytes)
+
+    @app.agent(source, name="passthrough")
+    async def passthrough(stream: Any) -> AsyncIterator[None]:
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
+            producer = app.producer
+            for event in events:
+                message = event.message
+                await producer.send(sink, message.key, message.value, None, None, None)
+            yield None
+
+    for noisy in ("aiokafka", "faust", "mode"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    faust.Worker(
+        app, loglevel="warning", quiet=True, redirect_stdouts=False
+    ).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4]))
