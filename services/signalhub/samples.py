@@ -9,6 +9,13 @@ gives byte-identical files, which a test checks against the shipped ``connectors
 Each file also carries a few deliberately bad records. ``manifest.json`` lists them by the
 reference the connector reports (``file:line``; for the SQL table the watermark ``mutatie_id``)
 with the reject code the runner must give, so the tests know exactly what must be rejected.
+
+Three invented people are planted for the bundler (docs/bundling.md), appended at the end of
+the files so the bad records keep their lines: one reported by politie, woningcorporatie and
+schuldhulpverlening within 90 days (``multi_agency_90_days`` fires: exactly one casework alert),
+and two near misses (two signals only; three agencies spread over more than 90 days). The
+manifest lists their records under :data:`PLANTED_PEOPLE` by reference, with the person's label;
+every other sample person appears once, so no other bundle fires.
 """
 
 from __future__ import annotations
@@ -18,16 +25,30 @@ import io
 import json
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from faker import Faker
 
-__all__ = ["SEED", "SQL_COLUMNS", "generate_samples", "load_sql_sample", "sql_rows"]
+__all__ = [
+    "PLANTED_ALERT",
+    "PLANTED_PEOPLE",
+    "SEED",
+    "SQL_COLUMNS",
+    "bad_records",
+    "generate_samples",
+    "load_sql_sample",
+    "sql_rows",
+]
 
 SEED = 935  # the CBS municipality code of Maastricht
+#: The manifest entry that lists the planted people's records (reference -> person label).
+PLANTED_PEOPLE = "bundling (planted people)"
+#: The label of the planted person the bundler must raise an alert about; the others must not.
+PLANTED_ALERT = "alert"
 SQL_TABLE = "schuldsignalen"
 _OVERSIZED_TEXT = "Zeer uitgebreide toelichting. " * 2500  # ~75 kB: over the 64 KiB default limit
 _STREETS = (
@@ -79,6 +100,11 @@ SQL_COLUMNS = (
 )
 
 
+#: What a sample maker returns: the file's text, its bad records (reference -> reject code) and
+#: the planted people's records (reference -> person label).
+_Made = tuple[str, dict[str, str], dict[str, str]]
+
+
 class _People:
     """Invented people and places, all from one seeded source."""
 
@@ -114,6 +140,54 @@ class _People:
         return start + timedelta(minutes=self.rng.randrange(0, 180 * 24 * 60))
 
 
+@dataclass(frozen=True)
+class _Planted:
+    """One invented person planted for the bundler, and when each agency reports about them."""
+
+    label: str
+    bsn: str
+    name: str
+    birth_date: date
+    address: str
+    postcode: str  # "62xx AB"
+    buurt: str
+    reports: dict[str, tuple[datetime, str]]  # sample file -> (observed moment, agency's code)
+
+
+# Who is reported when and for what: (label, {file: (moment, code)}). Days from the first
+# report: 0, 35 and 70 for the alert; 0 and 21 for the first near miss (two signals, the rules
+# want three); 0, 65 and 147 for the second (no 90-day window holds more than two).
+_CAST = (
+    (PLANTED_ALERT, {
+        "politie.csv": (datetime(2024, 2, 12, 22, 40), "F350"),
+        "woningcorporatie.csv": (datetime(2024, 3, 18), "HA"),
+        "schuldhulpverlening.jsonl": (datetime(2024, 4, 22, 10, 15), "HUUR"),
+    }),
+    ("near-miss-two-signals", {
+        "politie.csv": (datetime(2024, 3, 5, 21, 5), "F353"),
+        "woningcorporatie.csv": (datetime(2024, 3, 26), "OVL"),
+    }),
+    ("near-miss-spread", {
+        "politie.csv": (datetime(2024, 1, 16, 23, 30), "F354"),
+        "woningcorporatie.csv": (datetime(2024, 3, 21), "HA"),
+        "schuldhulpverlening.jsonl": (datetime(2024, 6, 11, 9, 45), "ENERGIE"),
+    }),
+)  # fmt: skip
+
+
+def _planted(seed: int) -> list[_Planted]:
+    """The planted people: invented like everyone else, from a seeded source of their own."""
+    p = _People(seed + 100)
+    cast: list[_Planted] = []
+    for label, reports in _CAST:
+        address, postcode, buurt = p.address()
+        cast.append(
+            _Planted(label, p.bsn(), p.name(), p.birth_date(25, 60), address, postcode, buurt,
+                     reports)
+        )  # fmt: skip
+    return cast
+
+
 def _csv_text(header: list[str], rows: list[list[str] | str]) -> str:
     """CSV with ``;`` (Dutch exports); a ``str`` row is written verbatim (a malformed line)."""
     out = io.StringIO()
@@ -127,7 +201,7 @@ def _csv_text(header: list[str], rows: list[list[str] | str]) -> str:
     return out.getvalue()
 
 
-def _politie(p: _People, name: str) -> tuple[str, dict[str, str]]:
+def _politie(p: _People, name: str, cast: list[_Planted]) -> _Made:
     header = [
         "bvh_nummer", "incident_code", "pleegdatum", "bsn_verdachte", "naam_verdachte",
         "geboortedatum_verdachte", "adres", "postcode", "buurtcode", "omschrijving", "ernst",
@@ -156,7 +230,16 @@ def _politie(p: _People, name: str) -> tuple[str, dict[str, str]]:
         23: ([*good[:9], _OVERSIZED_TEXT, *good[10:]], "oversized"),
         29: ([good[0] + "B", good[1], good[2], "123456789", *good[4:]], "invalid"),  # bad BSN
     }
-    return _with_bad(name, header, rows, bad)
+    tail: list[tuple[list[str], str]] = []
+    for person in (person for person in cast if name in person.reports):
+        moment, code = person.reports[name]
+        tail.append(([
+            f"PL2300-2024{100000 + (40 + len(tail)) * 37:06d}", code,
+            moment.strftime("%d-%m-%Y %H:%M"), person.bsn, person.name,
+            person.birth_date.strftime("%d-%m-%Y"), person.address,
+            person.postcode.replace(" ", ""), person.buurt, _POLICE_CODES[code], "3", "", "", "nee",
+        ], person.label))  # fmt: skip
+    return _with_bad(name, header, rows, bad, tail)
 
 
 def _with_bad(
@@ -164,17 +247,26 @@ def _with_bad(
     header: list[str],
     rows: list[list[str] | str],
     bad: dict[int, tuple[list[str] | str, str]],
-) -> tuple[str, dict[str, str]]:
-    """Insert the bad rows at their indexes; their references are header line + 1 + index."""
+    tail: Sequence[tuple[list[str], str]] = (),
+) -> _Made:
+    """Insert the bad rows at their indexes, then append the planted people's rows.
+
+    References are header line + 1 + index; the bad rows' map to their reject code, the
+    planted people's to the person's label.
+    """
     planted: dict[str, str] = {}
     for index in sorted(bad):
         row, code = bad[index]
         rows.insert(index, row)
         planted[f"{name}:{index + 2}"] = code
-    return _csv_text(header, rows), planted
+    people: dict[str, str] = {}
+    for row, label in tail:
+        rows.append(row)
+        people[f"{name}:{len(rows) + 1}"] = label
+    return _csv_text(header, rows), planted, people
 
 
-def _woningcorporatie(p: _People, name: str) -> tuple[str, dict[str, str]]:
+def _woningcorporatie(p: _People, name: str, cast: list[_Planted]) -> _Made:
     header = [
         "dossiernummer", "soort", "datum_melding", "bsn_huurder", "naam_huurder",
         "geboortedatum_huurder", "adres", "postcode", "buurtcode", "categorie", "melder", "ernst",
@@ -211,25 +303,44 @@ def _woningcorporatie(p: _People, name: str) -> tuple[str, dict[str, str]]:
         22: ([*ha[:15], _OVERSIZED_TEXT], "oversized"),
         28: ([*ha[:12], "-250,00", *ha[13:]], "invalid"),  # schema: arrears_eur minimum 0
     }
-    return _with_bad(name, header, rows, bad)
+    tail: list[tuple[list[str], str]] = []
+    for person in (person for person in cast if name in person.reports):
+        moment, soort = person.reports[name]
+        nuisance = soort == "OVL"
+        tail.append(([
+            f"WS-{2024}-{5036 + len(tail)}", soort, moment.strftime("%d-%m-%Y"), person.bsn,
+            person.name, person.birth_date.strftime("%d-%m-%Y"), person.address, person.postcode,
+            person.buurt, "burenruzie" if nuisance else "", "buurtbewoner" if nuisance else "",
+            "3" if nuisance else "", "" if nuisance else "1.845,50", "" if nuisance else "4", "",
+            texts[soort].format(c="burenruzie"),
+        ], person.label))  # fmt: skip
+    return _with_bad(name, header, rows, bad, tail)
 
 
 def _jsonl(
-    lines: list[dict[str, Any] | str], bad: dict[int, tuple[Any, str]], name: str
-) -> tuple[str, dict[str, str]]:
+    lines: list[dict[str, Any] | str],
+    bad: dict[int, tuple[Any, str]],
+    name: str,
+    tail: Sequence[tuple[dict[str, Any], str]] = (),
+) -> _Made:
+    """JSON Lines with the bad records inserted and the planted people's records appended."""
     planted: dict[str, str] = {}
     for index in sorted(bad):
         record, code = bad[index]
         lines.insert(index, record)
         planted[f"{name}:{index + 1}"] = code
+    people: dict[str, str] = {}
+    for record, label in tail:
+        lines.append(record)
+        people[f"{name}:{len(lines)}"] = label
     text = "".join(
         (line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n"
         for line in lines
     )
-    return text, planted
+    return text, planted, people
 
 
-def _gemeente(p: _People, name: str) -> tuple[str, dict[str, str]]:
+def _gemeente(p: _People, name: str, cast: list[_Planted]) -> _Made:
     kinds = ("OVERLAST", "DAMOCLES", "SLUITING_174A", "RADICALISERING", "ZVH_VERWIJZING")
     lines: list[dict[str, Any] | str] = []
     for index in range(40):
@@ -319,7 +430,7 @@ def _debt_record(p: _People, index: int) -> dict[str, Any]:
     }
 
 
-def _schuldhulp_jsonl(p: _People, name: str) -> tuple[str, dict[str, str]]:
+def _schuldhulp_jsonl(p: _People, name: str, cast: list[_Planted]) -> _Made:
     lines: list[dict[str, Any] | str] = [_debt_record(p, index) for index in range(25)]
     first = lines[0]
     assert isinstance(first, dict)
@@ -330,7 +441,28 @@ def _schuldhulp_jsonl(p: _People, name: str) -> tuple[str, dict[str, str]]:
         14: ({**first, "signaalnummer": "VS-2024-9903", "signaalsoort": "BELASTING"}, "invalid"),
         20: (huge, "oversized"),
     }
-    return _jsonl(lines, bad, name)
+    tail: list[tuple[dict[str, Any], str]] = []
+    for person in (person for person in cast if name in person.reports):
+        moment, soort = person.reports[name]
+        record = {
+            "signaalnummer": f"VS-2024-{725 + len(tail)}",
+            "signaalsoort": soort,
+            "signaaldatum": moment.isoformat(sep=" "),
+            "bsn": person.bsn,
+            "naam": person.name,
+            "geboortedatum": person.birth_date.isoformat(),
+            "adres": person.address,
+            "postcode": person.postcode,
+            "buurtcode": person.buurt,
+            "schuldeiser": _CREDITORS[soort],
+            "bedrag_achterstand": 1912.35,
+            "maanden_achterstand": 4,
+            "urgentie": None,
+            "verwijzer": None,
+            "toelichting": "Vroegsignaal vaste lasten.",
+        }
+        tail.append((record, person.label))
+    return _jsonl(lines, bad, name, tail)
 
 
 def load_sql_sample(
@@ -352,17 +484,19 @@ def load_sql_sample(
 def generate_samples(out_dir: Path, seed: int = SEED) -> dict[str, dict[str, str]]:
     """Write every sample file and ``manifest.json`` into ``out_dir``; returns the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    makers: dict[str, Callable[[_People, str], tuple[str, dict[str, str]]]] = {
+    cast = _planted(seed)
+    makers: dict[str, Callable[[_People, str, list[_Planted]], _Made]] = {
         "politie.csv": _politie,
         "gemeente.jsonl": _gemeente,
         "woningcorporatie.csv": _woningcorporatie,
         "schuldhulpverlening.jsonl": _schuldhulp_jsonl,
     }
-    manifest: dict[str, dict[str, str]] = {}
+    manifest: dict[str, dict[str, str]] = {PLANTED_PEOPLE: {}}
     for offset, (name, make) in enumerate(makers.items()):
-        text, planted = make(_People(seed + 10 * (offset + 1)), name)
+        text, planted, people = make(_People(seed + 10 * (offset + 1)), name, cast)
         (out_dir / name).write_text(text, encoding="utf-8")
         manifest[name] = planted
+        manifest[PLANTED_PEOPLE].update(people)
     database = out_dir / "schuldhulpverlening.sqlite"
     database.unlink(missing_ok=True)
     with sqlite3.connect(database) as connection:
@@ -372,3 +506,9 @@ def generate_samples(out_dir: Path, seed: int = SEED) -> dict[str, dict[str, str
     manifest_text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     (out_dir / "manifest.json").write_text(manifest_text, encoding="utf-8")
     return manifest
+
+
+def bad_records(manifest: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The manifest's planted bad records per source (reference -> reject code), without the
+    planted people."""
+    return {source: refs for source, refs in manifest.items() if source != PLANTED_PEOPLE}

@@ -1,0 +1,169 @@
+"""The bundler over the shipped sample data, with the shipped rules (issue 8's planted pattern).
+
+Every sample connector runs over its sample into a collecting publisher, exactly as the demo
+runs them, and the bundler's core takes all of it in one go: the planted person (politie,
+woningcorporatie and schuldhulpverlening within 90 days) raises exactly one alert without
+content; the two near misses and every other sample person raise none.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from connector_support import SAMPLES
+from signalhub import codec
+from signalhub.bundling import (
+    BUNDLING_DOMAIN,
+    CASEWORK_DOMAIN,
+    Alert,
+    Bundler,
+    BundleStore,
+    BundlingPolicy,
+    bundle_id,
+)
+from signalhub.config import load_settings
+from signalhub.connector import (
+    CollectingPublisher,
+    ConnectorRunner,
+    RejectList,
+    is_valid_bsn,
+    load_definitions,
+)
+from signalhub.connector.sources import open_source
+from signalhub.demo import find_inputs
+from signalhub.outputs import SourceRecord
+from signalhub.policy import EmbeddedPolicyEngine
+from signalhub.pseudonym import Pseudonymiser
+from signalhub.samples import _STREETS, PLANTED_ALERT, PLANTED_PEOPLE
+from signalhub.schema import SchemaRegistry
+
+KEY = bytes(range(32))
+SETTINGS = load_settings()
+REGISTRY = SchemaRegistry.from_dir(SETTINGS.schemas_dir)
+_IDENTITY_COLUMNS = {
+    "politie.csv": ("bsn_verdachte", "naam_verdachte", "adres"),
+    "woningcorporatie.csv": ("bsn_huurder", "naam_huurder", "adres"),
+    "schuldhulpverlening.jsonl": ("bsn", "naam", "adres"),
+}
+
+
+@dataclass(frozen=True)
+class Bundled:
+    store: BundleStore
+    alerts: list[Alert]
+    signals: int
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundled]:
+    scratch = tmp_path_factory.mktemp("bundling-samples")
+    definitions = load_definitions(SETTINGS.connectors_dir)
+    publisher = CollectingPublisher()
+    for name, location in find_inputs(definitions, None, SETTINGS.connectors_dir):
+        runner = ConnectorRunner(
+            definitions[name],
+            REGISTRY,
+            publisher,
+            rejects=RejectList(),
+            max_record_bytes=SETTINGS.max_record_bytes,
+        )
+        state = scratch / f"{name}-watermarks.sqlite"
+        runner.run(open_source(definitions[name], location, state=state))
+    records = [
+        SourceRecord(topic, 0, offset, key, value)
+        for offset, (topic, key, value) in enumerate(publisher.sent)
+    ]
+    engine = EmbeddedPolicyEngine.from_dir(SETTINGS.policies_dir)
+    with BundleStore(scratch / "bundling.sqlite") as store:
+        bundler = Bundler(REGISTRY, store, BundlingPolicy(engine), Pseudonymiser(KEY))
+        yield Bundled(store, bundler.process(records), len(records))
+    engine.close()
+
+
+def _planted() -> dict[str, list[dict[str, str]]]:
+    """Per planted person (label): their records' BSN, name and address, read by reference."""
+    manifest: dict[str, dict[str, str]] = json.loads((SAMPLES / "manifest.json").read_text())
+    found: dict[str, list[dict[str, str]]] = {}
+    for ref, label in manifest[PLANTED_PEOPLE].items():
+        name, line = ref.rsplit(":", 1)
+        text = (SAMPLES / name).read_text(encoding="utf-8").splitlines()[int(line) - 1]
+        if name.endswith(".csv"):
+            header = (SAMPLES / name).read_text(encoding="utf-8").splitlines()[0]
+            row = dict(zip(*csv.reader([header, text], delimiter=";"), strict=True))
+        else:
+            row = json.loads(text)
+        bsn, person, address = (str(row[column]) for column in _IDENTITY_COLUMNS[name])
+        found.setdefault(label, []).append(
+            {"agency": name.split(".")[0], "bsn": bsn, "name": person, "address": address}
+        )
+    return found
+
+
+def _sample_bsns() -> set[str]:
+    found: set[str] = set()
+    for path in SAMPLES.iterdir():
+        text = path.read_bytes().decode("utf-8", "replace")
+        found |= {m for m in re.findall(r"(?<!\d)\d{9}(?!\d)", text) if is_valid_bsn(m)}
+    return found
+
+
+def test_each_planted_person_is_one_consistent_person() -> None:
+    planted = _planted()
+    assert {label: sorted(r["agency"] for r in rows) for label, rows in planted.items()} == {
+        "alert": ["politie", "schuldhulpverlening", "woningcorporatie"],
+        "near-miss-two-signals": ["politie", "woningcorporatie"],
+        "near-miss-spread": ["politie", "schuldhulpverlening", "woningcorporatie"],
+    }
+    for label, rows in planted.items():
+        assert len({(r["bsn"], r["name"], r["address"]) for r in rows}) == 1, label
+        assert is_valid_bsn(rows[0]["bsn"])
+    assert len({rows[0]["bsn"] for rows in planted.values()}) == 3
+    assert len({rows[0]["address"] for rows in planted.values()}) == 3
+
+
+def test_the_samples_raise_exactly_one_alert_about_the_planted_person(bundled: Bundled) -> None:
+    assert bundled.signals == 176
+    assert len(bundled.alerts) == 1
+    _, record = codec.decode(REGISTRY, bundled.alerts[0].value)
+    payload = record["payload"]
+    person = _planted()[PLANTED_ALERT][0]
+    assert payload["subject_kind"] == "person"
+    assert payload["subject_ref"] == Pseudonymiser(KEY).pseudonym(
+        CASEWORK_DOMAIN, "bsn", person["bsn"]
+    )
+    assert payload["rule"] == "multi_agency_90_days"
+    assert payload["agencies"] == ["politie", "schuldhulpverlening", "woningcorporatie"]
+    assert payload["signal_types"] == ["debt_signal", "nuisance_report"]
+    assert payload["signal_count"] == 3
+    assert payload["revision"] == 1
+    span = payload["last_observed"] - payload["first_observed"]
+    assert 60 < span.days < 90
+
+
+def test_the_alert_carries_no_content_of_the_sample_data(bundled: Bundled) -> None:
+    text = bundled.alerts[0].value.decode("latin-1")
+    bsns = _sample_bsns()
+    assert len(bsns) > 50
+    assert not [bsn for bsn in bsns if bsn in text]
+    for rows in _planted().values():
+        assert rows[0]["name"] not in text
+        assert rows[0]["address"] not in text
+    assert not [street for street in _STREETS if street in text]
+    for word in ("Maastricht", "Huurachterstand", "lawaai", "Vroegsignaal", "BU0935"):
+        assert word not in text
+
+
+def test_the_near_misses_are_bundled_but_raise_nothing(bundled: Bundled) -> None:
+    pseudonymiser = Pseudonymiser(KEY)
+    alerted = {alert.bundle_id for alert in bundled.alerts}
+    for label, size in (("near-miss-two-signals", 2), ("near-miss-spread", 3)):
+        key = pseudonymiser.pseudonym(BUNDLING_DOMAIN, "bsn", _planted()[label][0]["bsn"])
+        contributions = bundled.store.contributions(key)
+        assert len(contributions) == size, label  # linked across agencies, as planted
+        assert bundle_id(key) not in alerted, label
