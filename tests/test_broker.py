@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from signalhub.broker import EmbeddedBroker, connect, create_topics, free_port
+from signalhub.broker import EmbeddedBroker, advertise, connect, create_topics, free_port
 from signalhub.config import load_settings
 from signalhub.errors import BrokerError
 
@@ -235,3 +235,24 @@ def test_connect_without_bootstrap_servers_runs_an_embedded_broker_for_the_block
         assert host == "127.0.0.1"
         assert _topics(bootstrap_servers) == set()
     assert not _accepts(int(port))
+
+
+def test_connect_joins_the_broker_a_running_hub_advertises(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    settings = load_settings(bootstrap_servers="", state_dir=tmp_path)
+    with advertise(settings, broker.bootstrap_servers):
+        with connect(settings) as joined:
+            assert joined == broker.bootstrap_servers
+        with connect(settings, own=True) as own:
+            assert own != broker.bootstrap_servers
+    assert not (tmp_path / "broker.address").exists()
+    with connect(settings) as fresh:
+        assert fresh != broker.bootstrap_servers
+
+
+def test_a_stale_advertisement_is_ignored(tmp_path: Path) -> None:
+    settings = load_settings(bootstrap_servers="", state_dir=tmp_path)
+    (tmp_path / "broker.address").write_text(f"127.0.0.1:{free_port()}\n")
+    with connect(settings) as bootstrap_servers:
+        assert _topics(bootstrap_servers) == set()

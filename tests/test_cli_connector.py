@@ -31,7 +31,7 @@ def test_dry_run_maps_the_sample_and_writes_rejects(tmp_path: Path) -> None:
     rejects = tmp_path / "rejects.jsonl"
     result = _invoke("run", "politie", "--dry-run", "--rejects", str(rejects))
     assert result.exit_code == 0, result.output
-    assert "politie: read 45, mapped (dry run) 40, rejected 5" in result.output
+    assert "politie: read 48, mapped (dry run) 43, rejected 5" in result.output
     refs = {json.loads(line)["ref"] for line in rejects.read_text().splitlines()}
     assert refs == set(manifest()["politie.csv"])
 
@@ -85,6 +85,6 @@ def test_run_publishes_to_kafka_and_a_sql_rerun_reads_nothing(broker: Any, tmp_p
 def test_samples_regenerates_the_shipped_files(tmp_path: Path) -> None:
     result = _invoke("samples", "--out", str(tmp_path))
     assert result.exit_code == 0
-    assert "planted bad records" in result.output
+    assert "(23 planted bad records, 3 planted people for the bundler)" in result.output
     for name in ("politie.csv", "gemeente.jsonl", "woningcorporatie.csv", "manifest.json"):
         assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), name

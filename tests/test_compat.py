@@ -171,13 +171,37 @@ def payload_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return fields
 
 
+def newest_released(folder: Path, signal_type: str) -> int:
+    return max(released_schemas(folder)[signal_type])
+
+
+#: signal types that evolved past v1 -> payload fields added since v1 (all optional, default null).
+EVOLVED = {"debt_signal": {"consent"}, "casework_referral": {"consent"}}
+
+
 def test_the_repository_schemas_are_released_and_compatible() -> None:
     assert check_compatibility(SCHEMAS) == []
     released = released_schemas(SCHEMAS)
     current = current_schemas(SCHEMAS)
     assert set(released) == set(current)
     for signal_type, schema in current.items():
-        assert released[signal_type][1] == schema  # v1 is today's schema
+        versions = sorted(released[signal_type])
+        assert versions == list(range(1, len(versions) + 1)), signal_type  # no gaps
+        assert schema["version"] == versions[-1], signal_type
+        assert released[signal_type][versions[-1]] == schema  # newest release is today's schema
+    assert {t for t, v in released.items() if max(v) > 1} == set(EVOLVED)
+
+
+@pytest.mark.parametrize("signal_type", sorted(EVOLVED))
+def test_evolved_types_only_added_optional_fields_since_v1(signal_type: str) -> None:
+    released = released_schemas(SCHEMAS)[signal_type]
+    first = {f["name"]: f for f in payload_fields(released[1])}
+    now = {f["name"]: f for f in payload_fields(current_schemas(SCHEMAS)[signal_type])}
+    assert set(now) - set(first) == EVOLVED[signal_type]
+    assert {k: v for k, v in now.items() if k in first} == first  # v1 fields untouched
+    for name in EVOLVED[signal_type]:
+        assert now[name]["default"] is None
+        assert now[name]["type"][0] == "null"
 
 
 def test_a_change_without_a_version_bump_is_refused(schemas: Path) -> None:
@@ -192,9 +216,13 @@ def test_an_envelope_change_is_a_change_of_every_type(schemas: Path) -> None:
     envelope = json.loads((schemas / "envelope.avsc").read_text())
     envelope["fields"].append({"name": "trace_id", "type": ["null", "string"], "default": None})
     (schemas / "envelope.avsc").write_text(json.dumps(envelope))
-    problems = check_compatibility(schemas)
-    assert len(problems) == 7
-    assert all("changed without bumping version 1" in p for p in problems)
+    current = current_schemas(schemas)
+    assert len(current) == 8
+    assert check_compatibility(schemas) == [
+        f"{t}: changed without bumping version {s['version']} — "
+        f'set "version": {s["version"] + 1} and run `signalhub schemas release {t}`'
+        for t, s in sorted(current.items())
+    ]
 
 
 def test_a_compatible_bumped_change_passes_and_can_be_released(schemas: Path) -> None:
@@ -244,30 +272,41 @@ def test_a_removed_required_field_breaks_old_readers(schemas: Path) -> None:
 
 
 def test_a_removed_enum_symbol_breaks_old_data(schemas: Path) -> None:
+    newest = newest_released(schemas, "debt_signal")
+    assert newest >= 2  # checks against every released version, not only v1
+
     def drop_symbol(schema: dict[str, Any]) -> None:
-        schema["version"] = 2
+        schema["version"] = newest + 1
         kind = next(f for f in payload_fields(schema) if f["name"] == "debt_kind")
         kind["type"]["symbols"].remove("water")
 
     edit_schema(schemas, "debt_signal", drop_symbol)
-    (problem,) = check_compatibility(schemas)
-    assert "cannot read data written with v1" in problem
-    assert "['water']" in problem
+    problems = check_compatibility(schemas)
+    assert len(problems) == newest
+    for number, problem in enumerate(problems, start=1):
+        assert problem.startswith(f"debt_signal: cannot read data written with v{number}: ")
+        assert "['water']" in problem
 
 
 def test_a_version_below_the_released_one_is_refused(schemas: Path) -> None:
-    edit_schema(schemas, "debt_signal", lambda s: s.update(version=2))
-    release(schemas, "debt_signal")
-    edit_schema(schemas, "debt_signal", lambda s: s.update(version=1))
+    old = newest_released(schemas, "debt_signal")
+    new = old + 1
+    edit_schema(schemas, "debt_signal", lambda s: s.update(version=new))
+    assert release(schemas, "debt_signal").name == f"debt_signal.v{new}.avsc"
+    assert newest_released(schemas, "debt_signal") == new
+    edit_schema(schemas, "debt_signal", lambda s: s.update(version=old))
     problems = check_compatibility(schemas)
     assert problems == [
-        'debt_signal: version 1 is older than released v2 — set "version" to 3 for a change, '
-        "or restore v2"
+        f'debt_signal: version {old} is older than released v{new} — set "version" to '
+        f"{new + 1} for a change, or restore v{new}"
     ]
 
 
 def test_unreleased_and_vanished_types_are_reported(schemas: Path) -> None:
-    (schemas / "released" / "debt_signal.v1.avsc").unlink()
+    released = sorted((schemas / "released").glob("debt_signal.v*.avsc"))
+    assert len(released) == newest_released(SCHEMAS, "debt_signal")
+    for path in released:
+        path.unlink()
     (schemas / "drug_signal.avsc").unlink()
     assert check_compatibility(schemas) == [
         "debt_signal: never released — run `signalhub schemas release debt_signal`",
@@ -311,7 +350,7 @@ def test_cli_list_and_release(schemas: Path) -> None:
     runner = CliRunner()
     listing = runner.invoke(schemas_group, ["list", "--schemas-dir", str(schemas)])
     assert listing.exit_code == 0
-    assert len(listing.output.splitlines()) == 7
+    assert len(listing.output.splitlines()) == 8
     assert "signals.drug_signal" in listing.output
 
     edit_schema(schemas, "drug_signal", lambda s: s.update(version=2))
@@ -339,3 +378,14 @@ def test_cli_doc_regenerates_a_stale_catalogue(schemas: Path) -> None:
     assert runner.invoke(schemas_group, args).exit_code == 0
     assert "| Changed. |" in (docs / "schemas.md").read_text()
     assert runner.invoke(schemas_group, [*args, "--check"]).exit_code == 0
+
+
+def test_a_deleted_released_version_is_reported(tmp_path: Path) -> None:
+    copy = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, copy)
+    (copy / "released" / "debt_signal.v1.avsc").unlink()
+    problems = check_compatibility(copy)
+    assert problems == [
+        "debt_signal: released v1 missing from schemas/released/ — restore it: data "
+        "written with every released version must stay readable"
+    ]

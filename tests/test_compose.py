@@ -31,6 +31,7 @@ SIGNAL_TYPES = [
     "housing_closure",
     "radicalisation_concern",
     "casework_referral",
+    "casework_alert",
 ]
 AGENCIES = [
     "politie",

@@ -65,6 +65,10 @@ REALISTIC: dict[str, tuple[dict[str, Any], set[str]]] = {
         | {"minor": False},
         {"gemeente-casework", "om-casework", "reclassering-casework", "zvh-casework"},
     ),
+    "casework_alert": (
+        {"subject_kind": "person", "rule": "multi_agency_90_days"},
+        {"zvh-casework"},
+    ),
 }
 
 PolicyDirFactory = Callable[..., Path]

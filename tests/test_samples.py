@@ -10,7 +10,7 @@ from pathlib import Path
 
 from connector_support import SAMPLES
 from signalhub.connector import is_valid_bsn
-from signalhub.samples import generate_samples, sql_rows
+from signalhub.samples import PLANTED_PEOPLE, bad_records, generate_samples, sql_rows
 
 TEXT_FILES = (
     "politie.csv",
@@ -39,7 +39,7 @@ def test_people_and_places_look_like_maastricht() -> None:
         rows = [row for row in csv.reader(handle, delimiter=";")][1:]
     planted_lines = {int(ref.rsplit(":", 1)[1]) for ref in _manifest()["woningcorporatie.csv"]}
     good = [row for line, row in enumerate(rows, start=2) if line not in planted_lines]
-    assert len(good) == 36
+    assert len(good) == 36 + 3  # and the three planted people's records
     for row in good:
         assert is_valid_bsn(row[3])
         assert re.fullmatch(r"62[12]\d [A-Z]{2}", row[7])
@@ -48,7 +48,7 @@ def test_people_and_places_look_like_maastricht() -> None:
 
 
 def test_every_file_plants_each_kind_of_bad_record() -> None:
-    for name, planted in _manifest().items():
+    for name, planted in bad_records(_manifest()).items():
         codes = set(planted.values())
         if name.endswith((".csv", ".jsonl")):
             assert {"undecodable", "invalid", "oversized"} <= codes, name
@@ -63,6 +63,22 @@ def test_the_sqlite_sample_holds_the_sql_rows() -> None:
     connection.close()
     assert ids == [row["mutatie_id"] for row in rows]
     assert set(planted) <= {str(i) for i in ids}
+
+
+def test_planted_people_are_the_last_records_and_listed_by_reference_only() -> None:
+    manifest = _manifest()
+    people = manifest[PLANTED_PEOPLE]
+    assert sorted(set(people.values())) == ["alert", "near-miss-spread", "near-miss-two-signals"]
+    by_file: dict[str, list[int]] = {}
+    for ref in people:
+        name, line = ref.rsplit(":", 1)
+        by_file.setdefault(name, []).append(int(line))
+    assert set(by_file) == {"politie.csv", "woningcorporatie.csv", "schuldhulpverlening.jsonl"}
+    for name, lines in by_file.items():
+        total = len((SAMPLES / name).read_text(encoding="utf-8").splitlines())
+        assert sorted(lines) == list(range(total - len(lines) + 1, total + 1)), name
+        assert max(int(ref.rsplit(":", 1)[1]) for ref in manifest[name]) < min(lines), name
+    assert not re.search(r"(?<!\d)\d{9}(?!\d)", json.dumps(manifest))  # no BSN in it
 
 
 def _manifest() -> dict[str, dict[str, str]]:

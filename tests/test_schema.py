@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from signalhub.compat import released_schemas
 from signalhub.errors import SchemaError, UnknownSchemaError
 from signalhub.schema import (
     ENVELOPE_NAME,
@@ -58,6 +59,7 @@ EXPECTED: dict[str, dict[str, tuple[str | None, bool]]] = {
         "arrears_eur": (None, False),
         "months_in_arrears": (None, True),
         "creditor": (None, False),
+        "consent": (None, True),  # added in v2
     },
     "housing_closure": {
         "occupant_bsn": ("bsn", False),
@@ -78,10 +80,25 @@ EXPECTED: dict[str, dict[str, tuple[str | None, bool]]] = {
         "referral_reason": (None, True),
         "urgency": (None, True),
         "referring_professional": ("name", False),
+        "consent": (None, True),  # added in v2
     },
 }
 for _fields in EXPECTED.values():
     _fields.update({k: (v, False) for k, v in COMMON.items()})
+# Derived by the hub's bundler, not reported by an agency: no pii, no neighbourhood, no free text.
+EXPECTED["casework_alert"] = {
+    "subject_ref": (None, False),
+    "subject_kind": (None, True),
+    "bundle_id": (None, False),
+    "revision": (None, False),
+    "rule": (None, True),
+    "reasons": (None, False),
+    "agencies": (None, False),
+    "signal_types": (None, False),
+    "signal_count": (None, False),
+    "first_observed": (None, False),
+    "last_observed": (None, False),
+}
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +149,9 @@ def test_signal_schemas_share_the_named_envelope(
         "type": ENVELOPE_NAME,
         "doc": raw["fields"][0]["doc"],
     }
-    assert signal.version == raw["version"] == 1
+    newest = max(released_schemas(SCHEMAS)[signal_type])
+    assert signal.version == raw["version"] == newest
+    assert signal.version == (2 if signal_type in ("debt_signal", "casework_referral") else 1)
     assert signal.avro["fields"][0]["type"]["name"] == ENVELOPE_NAME
     assert signal.topic == f"signals.{signal_type}"
     assert all(f.get("doc") for f in signal.avro["fields"][1]["type"]["fields"])
@@ -289,8 +308,7 @@ def test_policy_attributes_read_an_avro_day_count_and_a_missing_birth_date(
         == "12-17"
     )
     missing = policy_attributes(signal, base, date(2025, 1, 1))
-    assert missing["age_band"] is None
-    assert missing["minor"] is None
+    assert missing == {**base, "consent": None, "age_band": None, "minor": None}
 
 
 def test_policy_attributes_never_include_pii(registry: SchemaRegistry) -> None:
@@ -304,17 +322,24 @@ def test_policy_attributes_never_include_pii(registry: SchemaRegistry) -> None:
         "arrears_eur": 600,
         "months_in_arrears": 2,
         "creditor": "Eneco",
+        "consent": True,
         "description": "Belt niet terug.",
     }
     attrs = policy_attributes(registry.signal("debt_signal"), payload, date(2025, 1, 1))
     assert attrs == {
         "debt_kind": "energy",
         "months_in_arrears": 2,
+        "consent": True,
         "age_band": "23-64",
         "minor": False,
     }
     pii_values = {v for k, v in payload.items() if registry.signal("debt_signal").field(k).pii}
     assert not pii_values & set(attrs.values())
+    # a source that records no consent: the policy sees null, never a missing key
+    del payload["consent"]
+    attrs = policy_attributes(registry.signal("debt_signal"), payload, date(2025, 1, 1))
+    assert "consent" in attrs
+    assert attrs["consent"] is None
 
 
 def test_types_without_a_birth_date_have_no_age_attributes(registry: SchemaRegistry) -> None:

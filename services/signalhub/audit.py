@@ -81,6 +81,7 @@ def audit_record(
     clear: tuple[str, ...] = (),
     pseudonymised: tuple[str, ...] = (),
     withheld: tuple[str, ...] = (),
+    generalised: tuple[str, ...] = (),
     pseudonym_domain: str | None = None,
     delivery: str | None = None,
 ) -> Record:
@@ -102,6 +103,7 @@ def audit_record(
         "fields_clear": list(clear),
         "fields_pseudonymised": list(pseudonymised),
         "fields_withheld": list(withheld),
+        "fields_generalised": list(generalised),
         "reasons": list(reasons),
         "pseudonym_domain": pseudonym_domain,
         "delivery_id": delivery,

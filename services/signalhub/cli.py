@@ -68,13 +68,44 @@ def serve() -> None:
 
 
 def _mount_subcommands() -> None:
-    """Attach the command groups that live beside the modules they drive."""
+    """Attach the command groups that live beside the modules they drive.
+
+    Called by :func:`main`, not at import, so importing this module stays free of side effects.
+    """
+    from signalhub.audit_store.cli_audit import audit_group, retention_command
+    from signalhub.bundling.cli_bundling import (
+        bundler_command,
+        hit_no_hit_command,
+        wijkbeeld_command,
+    )
     from signalhub.cli_connector import connector_group
     from signalhub.cli_demo import demo, up
+    from signalhub.cli_keys import keys_group
+    from signalhub.cli_policy import policy_group
+    from signalhub.cli_reidentify import reidentify_group
     from signalhub.cli_schemas import schemas_group
+    from signalhub.console.cli_console import console_group
     from signalhub.delivery.cli_delivery import subscribe, subscriber_group
+    from signalhub.status import status_command
 
-    for command in (demo, up, connector_group, schemas_group, subscribe, subscriber_group):
+    for command in (
+        demo,
+        up,
+        connector_group,
+        schemas_group,
+        policy_group,
+        subscribe,
+        subscriber_group,
+        keys_group,
+        reidentify_group,
+        audit_group,
+        retention_command,
+        console_group,
+        status_command,
+        bundler_command,
+        hit_no_hit_command,
+        wijkbeeld_command,
+    ):
         cli.add_command(command)
 
 

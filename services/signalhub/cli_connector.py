@@ -168,9 +168,14 @@ def _sample_location(definition: ConnectorDefinition, settings: Settings) -> str
 )
 def samples_command(out_dir: Path | None) -> None:
     """Regenerate the deterministic sample files (with their planted bad records)."""
-    from signalhub.samples import generate_samples
+    from signalhub.samples import PLANTED_PEOPLE, bad_records, generate_samples
 
     folder = out_dir or _settings().connectors_dir / "samples"
     manifest = generate_samples(folder)
-    planted = sum(len(refs) for refs in manifest.values())
-    click.echo(f"wrote {len(manifest)} samples to {folder} ({planted} planted bad records)")
+    bad = bad_records(manifest)
+    planted = sum(len(refs) for refs in bad.values())
+    people = len(set(manifest[PLANTED_PEOPLE].values()))
+    click.echo(
+        f"wrote {len(bad)} samples to {folder} ({planted} planted bad records, "
+        f"{people} planted people for the bundler)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ import click
 from signalhub.config import Settings
 from signalhub.delivery.reader import DeliveredRecord
 
-__all__ = ["demo", "render_delivery", "up"]
+__all__ = ["demo", "render_alert", "render_delivery", "up"]
 
 _PAYLOAD_PREVIEW = 6
 
@@ -33,10 +34,10 @@ _PAYLOAD_PREVIEW = 6
 def demo(settings: Settings, input_dir: Path | None, out_dir: Path | None, limit: int) -> None:
     """Run the whole hub once over the sample data and show who received what.
 
-    Starts the embedded broker and an enforcer worker, runs every agency connector, waits until
-    every signal is accounted for, prints per subscriber what it received (pseudonyms and
-    withheld fields visible), the dead letters and rejects with their reasons, and a summary.
-    Stops everything it started.
+    Starts the embedded broker, an enforcer worker and the bundler, runs every agency
+    connector, waits until every signal is accounted for and bundled, prints per subscriber what
+    it received (pseudonyms and withheld fields visible), the casework alerts the bundler raised,
+    the dead letters and rejects with their reasons, and a summary. Stops everything it started.
     """
     from signalhub.demo import run_demo
 
@@ -50,6 +51,14 @@ def demo(settings: Settings, input_dir: Path | None, out_dir: Path | None, limit
             click.echo("   " + render_delivery(record))
         if len(records) > limit:
             click.echo(f"   ... and {len(records) - limit} more")
+    alerts = {
+        str((record.record.get("envelope") or {}).get("signal_id")): record
+        for record in report.alerts()
+    }
+    click.secho(f"== casework alerts (bundler): {len(report.alert_ids)}", bold=True)
+    for signal_id in report.alert_ids:
+        alert = alerts.get(signal_id)
+        click.echo("   " + (render_alert(alert) if alert else f"{signal_id[:8]}: not delivered"))
     click.secho(f"== dead-letter topic: {len(report.dead_letters)} records", bold=True)
     for dead in report.dead_letters:
         click.echo(f"   {dead['source']}: {dead['reason']} — {dead['detail']}")
@@ -62,7 +71,7 @@ def demo(settings: Settings, input_dir: Path | None, out_dir: Path | None, limit
     click.echo(
         f"   {sum(run.read for run in report.runs)} records read, "
         f"{report.published} signals published, {len(report.rejects)} rejected, "
-        f"{len(report.dead_letters)} dead letters"
+        f"{len(report.dead_letters)} dead letters, {len(report.alert_ids)} casework alerts"
     )
     click.echo(
         f"   {sum(outcomes.values())} decisions: {outcomes['allow']} allowed, "
@@ -89,6 +98,23 @@ def render_delivery(record: DeliveredRecord) -> str:
     return (
         f"{record.signal_type} {record.delivery_id[:8]} "
         f"{' '.join(shown[:_PAYLOAD_PREVIEW])}{more} | withheld: {', '.join(withheld) or '-'}"
+    )
+
+
+def render_alert(record: DeliveredRecord) -> str:
+    """One casework alert: bundle, rule, contributing agencies and types, span; no content."""
+    payload = record.record.get("payload") or {}
+    first, last = str(payload.get("first_observed")), str(payload.get("last_observed"))
+    try:
+        days = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days
+        span = f"{first[:10]} .. {last[:10]} ({days} days)"
+    except ValueError:
+        span = f"{first} .. {last}"
+    return (
+        f"{payload.get('subject_kind')} bundle {str(payload.get('bundle_id'))[:8]} "
+        f"revision {payload.get('revision')}: rule {payload.get('rule')} — "
+        f"{payload.get('signal_count')} signals from {', '.join(payload.get('agencies') or [])} "
+        f"({', '.join(payload.get('signal_types') or [])}), {span} → zvh"
     )
 
 

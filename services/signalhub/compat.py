@@ -186,6 +186,13 @@ def _check_type(
         ]
     if not released:
         return [f"{signal_type}: never released — run `signalhub schemas release {signal_type}`"]
+    missing = sorted(set(range(1, max(released) + 1)) - set(released))
+    if missing:
+        lost = ", ".join(f"v{number}" for number in missing)
+        return [
+            f"{signal_type}: released {lost} missing from schemas/released/ — restore it: data "
+            "written with every released version must stay readable"
+        ]
     version, newest = current.get("version"), max(released)
     if not isinstance(version, int) or isinstance(version, bool):
         return [

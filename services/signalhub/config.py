@@ -6,14 +6,16 @@ Nothing here is read at import time: call :func:`load_settings` at the edge (CLI
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from signalhub.errors import ConfigError
 
-__all__ = ["Settings", "load_settings", "project_root"]
+__all__ = ["Settings", "load_settings", "project_root", "settings_env"]
 
 
 def project_root() -> Path:
@@ -41,6 +43,19 @@ class Settings(BaseSettings):
     #: Master key for pseudonym key derivation. Unset: read from ``key_file``.
     master_key: SecretStr | None = None
     key_file: Path | None = None
+    #: Plug-in key provider ``"package.module:factory"`` (factory(settings) -> KeyProvider),
+    #: e.g. a KMS adapter; wins over ``master_key`` and ``key_file``. See signalhub.keys.
+    key_provider: str | None = None
+    #: AES-GCM key of the re-identification vault (owner-only file, 32 bytes hex), kept apart
+    #: from the pseudonym keys. Unset: ``<state_dir>/vault.key``.
+    vault_key_file: Path | None = None
+    #: Block (and report on ``deliveries.blocked``) any delivery that carries a BSN-valid number
+    #: or one of the signal's own identifiers the decision did not permit in clear.
+    leak_guard: bool = True
+    #: Officers who may approve re-identification requests, comma-separated (none: nobody can).
+    reidentify_officers: str = ""
+    #: Seconds a re-identification request and each approval stay valid.
+    reidentify_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
     #: Consumer fetch wait; tansu holds a fetch for this long even when data is there.
     fetch_max_wait_ms: int = Field(default=100, ge=10, le=5000)
     #: Group session timeout; tansu needs about half of it to join a group.
@@ -54,6 +69,30 @@ class Settings(BaseSettings):
     #: Loopback address and port of the hub's HTTP service (ingest, pull API, console).
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8730, ge=0, le=65535)
+    # -- audit store and retention (docs/audit.md) ------------------------------------------
+    #: Audit store: "" = SQLite at ``<state_dir>/audit.sqlite``; ``postgresql://...`` = PostgreSQL.
+    audit_dsn: SecretStr = SecretStr("")
+    #: Consumer group whose committed offsets say how far the audit store has ingested ``audit``.
+    audit_group: str = "signalhub-audit-store"
+    #: Days an audit record is kept (by decision time); retention entries themselves are kept.
+    audit_retention_days: int = Field(default=1825, ge=1)
+    #: Days raw signals stay on ``signals.*``, ``signals.dlq`` and ``signals.parked``.
+    signal_retention_days: int = Field(default=30, ge=1)
+    #: Days deliveries stay on ``deliveries.<subscriber>`` unless the subscription sets
+    #: ``retention_days`` in config/subscriptions.toml.
+    delivery_retention_days: int = Field(default=90, ge=1)
+    #: Which policy engine decides: the in-process OPA engine, or an OPA server over REST.
+    policy_engine: Literal["embedded", "server"] = "embedded"
+    #: Base URL of the OPA server (``policy_engine = "server"``), e.g. ``http://opa:8181``.
+    opa_url: str = "http://127.0.0.1:8181"
+    #: Seconds an OPA server query may take before the decision fails closed (deny + park).
+    opa_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+    # -- bundling, hit/no-hit and wijkbeeld (docs/bundling.md) --------------------------------
+    #: Consumer group whose committed offsets say how far the bundler has read ``signals.*``.
+    bundler_group: str = "signalhub-bundler"
+    #: Small-cell suppression of the wijkbeeld: a count below k is shown as ``<k``.
+    wijkbeeld_k: int = Field(default=5, ge=2, le=100)
 
     @property
     def schemas_dir(self) -> Path:
@@ -75,6 +114,19 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when the hub starts its own broker instead of using ``bootstrap_servers``."""
         return not self.bootstrap_servers
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Every setting as the ``SIGNALHUB_*`` environment a child process reads them back from."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        text = json.dumps(value) if isinstance(value, list | tuple | dict) else str(value)
+        env[f"SIGNALHUB_{name.upper()}"] = text
+    return env
 
 
 def load_settings(**overrides: object) -> Settings:

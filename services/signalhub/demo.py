@@ -1,9 +1,10 @@
 """The demo: the whole hub on the embedded default, over the shipped sample data.
 
-It starts the broker and an enforcer worker, runs every agency connector over its sample file,
-waits until every published signal is accounted for (audited, dead-lettered or parked), then
-shows per subscriber what it received, what went to the DLQ and the rejects, and a summary.
-Everything it starts, it stops.
+It starts the broker, an enforcer worker and the bundler, runs every agency connector over its
+sample file, waits until every published signal is accounted for (audited, dead-lettered or
+parked), then until the bundler has processed them all and its casework alerts are accounted for
+too, then shows per subscriber what it received, the casework alerts, what went to the DLQ and
+the rejects, and a summary. Everything it starts, it stops.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 from signalhub import codec
 from signalhub.audit import AUDIT_TOPIC, load_audit_schema
 from signalhub.broker import connect, create_topics
-from signalhub.config import Settings
+from signalhub.bundling import ALERT_TYPE, progress
+from signalhub.config import Settings, settings_env
 from signalhub.connector.definition import ConnectorDefinition, load_definitions
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.connector.runner import ConnectorRunner, Reject, RejectList, RunReport
@@ -32,11 +34,12 @@ from signalhub.enforcer import enforcer_topics
 from signalhub.errors import SignalhubError
 from signalhub.pseudonym import default_key_file, ensure_dev_key
 from signalhub.schema import SchemaRegistry
-from signalhub.stack import EnforcerProcess
+from signalhub.stack import BundlerProcess, EnforcerProcess
 from signalhub.subscriptions import load_subscriptions, subscribers
 from signalhub.topic_reader import assign_topic, drain, header, open_consumer
+from signalhub.vault import ensure_vault_key, vault_key_file
 
-__all__ = ["Accounting", "DemoReport", "find_inputs", "run_demo", "run_stack"]
+__all__ = ["Accounting", "DemoReport", "find_inputs", "run_demo", "run_stack", "wait_for_bundler"]
 
 Echo = Callable[[str], None]
 
@@ -54,6 +57,18 @@ class DemoReport:
     deliveries: dict[str, list[DeliveredRecord]] = field(default_factory=dict)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
+    #: Signal ids of the casework alerts the bundler published, oldest first.
+    alert_ids: list[str] = field(default_factory=list)
+
+    def alerts(self) -> list[DeliveredRecord]:
+        """The casework alerts as delivered (to zvh), in the order the bundler sent them."""
+        by_id = {
+            str((record.record.get("envelope") or {}).get("signal_id")): record
+            for records in self.deliveries.values()
+            for record in records
+            if record.signal_type == ALERT_TYPE
+        }
+        return [by_id[signal_id] for signal_id in self.alert_ids if signal_id in by_id]
 
     @property
     def published(self) -> int:
@@ -100,14 +115,27 @@ def run_demo(
     definitions = load_definitions(settings.connectors_dir)
     inputs = find_inputs(definitions, input_dir, settings.connectors_dir)
     report = DemoReport()
-    with connect(settings) as bootstrap, run_stack(settings, bootstrap, echo) as enforcer:
+    with (
+        connect(settings, own=True) as bootstrap,
+        run_stack(settings, bootstrap, echo) as enforcer,
+        BundlerProcess(
+            bootstrap, settings.state_dir / "bundler.log", settings_env(settings)
+        ) as bundler,
+    ):
         publish_inputs(bootstrap, settings, registry, definitions, inputs, report, echo)
         if input_dir is None:
             _publish_foreign_record(bootstrap, registry)
         expected_ids = {signal_id for run in report.runs for signal_id in run.signal_ids}
+        dead_letters = 0 if input_dir else 1
         with Accounting(bootstrap, registry, settings) as accounting:
-            accounting.wait_for(expected_ids, echo, enforcer, dead_letters=0 if input_dir else 1)
-            report.audit = [row for row in accounting.audit if row["signal_id"] in expected_ids]
+            accounting.wait_for(expected_ids, echo, enforcer, dead_letters=dead_letters)
+            report.alert_ids = wait_for_bundler(settings, expected_ids, echo, bundler)
+            if report.alert_ids:
+                accounting.wait_for(
+                    set(report.alert_ids), echo, enforcer, dead_letters=dead_letters, what="alerts"
+                )
+            ids = expected_ids | set(report.alert_ids)
+            report.audit = [row for row in accounting.audit if row["signal_id"] in ids]
             report.dead_letters = accounting.dead_letters
         with ViewSchemaCatalog(bootstrap, registry) as catalog:
             for name in subscribers(load_subscriptions(settings.subscriptions_file)):
@@ -117,6 +145,42 @@ def run_demo(
     if out_dir is not None:
         write_outputs(report, out_dir)
     return report
+
+
+def wait_for_bundler(
+    settings: Settings,
+    signal_ids: set[str],
+    echo: Echo,
+    bundler: BundlerProcess | None = None,
+    *,
+    timeout_s: float = DRAIN_TIMEOUT_S,
+    poll_s: float = 0.2,
+) -> list[str]:
+    """Block until the bundler has processed every id and published its alerts; their ids.
+
+    Read from the bundler's state (:func:`signalhub.bundling.progress`), not from end offsets.
+    """
+    deadline = time.monotonic() + timeout_s
+    last_line = ""
+    while True:
+        processed, sent, pending = progress(settings, signal_ids)
+        line = (
+            f"  bundler: {processed}/{len(signal_ids)} signals processed, "
+            f"{len(sent)} casework alerts published"
+        )
+        if line != last_line:
+            echo(line)
+            last_line = line
+        if processed == len(signal_ids) and pending == 0:
+            return sent
+        if bundler is not None:
+            bundler.check_alive()
+        if time.monotonic() > deadline:
+            raise SignalhubError(
+                f"the bundler processed only {processed} of {len(signal_ids)} signals within "
+                f"{timeout_s:.0f} s — look at its log ({settings.state_dir / 'bundler.log'})"
+            )
+        time.sleep(poll_s)
 
 
 def publish_inputs(
@@ -165,14 +229,18 @@ def _publish_foreign_record(bootstrap: str, registry: SchemaRegistry) -> None:
 
 
 def prepare_settings(settings: Settings) -> Settings:
-    """Embedded mode without a configured key gets an owner-only development key file."""
+    """Absolute state dir; without configured keys, owner-only development key files.
+
+    The pseudonym master key and the re-identification vault key are separate files.
+    """
+    settings = settings.model_copy(update={"state_dir": settings.state_dir.resolve()})
+    if settings.vault_key_file is None:
+        ensure_vault_key(vault_key_file(settings))
     if settings.master_key is not None or settings.key_file is not None:
         return settings
     key_file = default_key_file(settings).resolve()
     ensure_dev_key(key_file)
-    return settings.model_copy(
-        update={"key_file": key_file, "state_dir": settings.state_dir.resolve()}
-    )
+    return settings.model_copy(update={"key_file": key_file})
 
 
 class run_stack:  # noqa: N801 - used as a context manager like contextlib helpers
@@ -182,9 +250,8 @@ class run_stack:  # noqa: N801 - used as a context manager like contextlib helpe
         sources, sinks = enforcer_topics(settings)
         create_topics(bootstrap, sources, partitions=settings.partitions)
         create_topics(bootstrap, sinks, partitions=1)
-        env = {"SIGNALHUB_HOME": str(settings.home), "SIGNALHUB_STATE_DIR": str(settings.state_dir)}
-        if settings.key_file is not None:
-            env["SIGNALHUB_KEY_FILE"] = str(settings.key_file)
+        # The worker reads exactly this command's settings, whatever their source was.
+        env = settings_env(settings)
         self.log_path = settings.state_dir / "enforcer.log"
         self.process = EnforcerProcess(bootstrap, self.log_path, env)
         self._echo = echo
@@ -240,15 +307,19 @@ class Accounting:
         *,
         dead_letters: int = 0,
         timeout_s: float = DRAIN_TIMEOUT_S,
+        what: str = "signals",
     ) -> None:
-        """Block until every id is accounted for and ``dead_letters`` DLQ records arrived."""
+        """Block until every id is accounted for and ``dead_letters`` DLQ records arrived.
+
+        ``what`` names the ids in the progress lines ("signals", "alerts").
+        """
         deadline = time.monotonic() + timeout_s
         last_line = ""
         while True:
             self.read()
             accounted = len(signal_ids & self.seen)
             line = (
-                f"  enforcer: {accounted}/{len(signal_ids)} signals accounted for, "
+                f"  enforcer: {accounted}/{len(signal_ids)} {what} accounted for, "
                 f"{len(self.dead_letters)} dead letters"
             )
             if line != last_line:
@@ -260,7 +331,7 @@ class Accounting:
                 enforcer.check_alive()
             if time.monotonic() > deadline:
                 raise SignalhubError(
-                    f"only {accounted} of {len(signal_ids)} signals were processed within "
+                    f"only {accounted} of {len(signal_ids)} {what} were processed within "
                     f"{timeout_s:.0f} s — look at the enforcer's log"
                 )
 

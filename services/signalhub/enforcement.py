@@ -9,14 +9,21 @@ delivered (fail closed). No faust here: the stream wiring lives in :mod:`signalh
 Error policy, in one place (:meth:`Enforcement.process`):
     DecodeError / ValidationError / oversized / wrong topic  -> dead letter, go on
     PolicyError                                              -> deny + audit "error" + park, go on
-    anything else                                            -> crash (a bug; the record is not
-                                                                committed and is retried on restart)
+    leak guard finding in a delivery                         -> no delivery; report on
+                                                                deliveries.blocked (reason, never
+                                                                the value) + audit "error", go on
+    any other exception while processing one record          -> dead letter "internal_error"
+                                                                (a bug: logged with where it
+                                                                happened, never a crash loop; the
+                                                                record is replayable after a fix)
+Errors outside record processing (the producer, the broker) crash the worker instead, before
+the offset is committed, so the record is processed again after the restart.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,14 +32,29 @@ from datetime import UTC, datetime
 from signalhub import audit
 from signalhub.codec import decode, encode
 from signalhub.errors import PolicyError, RecordError, UnknownSchemaError
+from signalhub.leak_guard import Leak, SignalIdentifiers, scan_delivery
+from signalhub.outputs import (
+    BLOCKED_TOPIC,
+    DLQ_TOPIC,
+    PARKED_TOPIC,
+    VIEW_SCHEMA_TOPIC,
+    Output,
+    SourceRecord,
+    blocked_report,
+    canonical_json,
+    dead_letter,
+    delivery,
+    parked,
+)
 from signalhub.policy import Decision, PolicyEngine, build_input
-from signalhub.projection import Projection, plan_projection, project_payload
+from signalhub.projection import Projection, PseudonymSink, plan_projection, project_payload
 from signalhub.pseudonym import Pseudonymiser
 from signalhub.schema import SchemaRegistry, SignalSchema, policy_attributes
 from signalhub.subscriptions import Subscription
 from signalhub.types import AvroSchema, Record
 
 __all__ = [
+    "BLOCKED_TOPIC",
     "DLQ_TOPIC",
     "PARKED_TOPIC",
     "VIEW_SCHEMA_TOPIC",
@@ -43,37 +65,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DLQ_TOPIC = "signals.dlq"
-PARKED_TOPIC = "signals.parked"
-VIEW_SCHEMA_TOPIC = "schemas.views"
-SIGNAL_TOPIC_PREFIX = "signals."
-
-Headers = tuple[tuple[str, bytes], ...]
-
-
-@dataclass(frozen=True)
-class SourceRecord:
-    """A record as fetched from a signal topic."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-    def where(self) -> str:
-        return f"{self.topic}[{self.partition}]@{self.offset}"
-
-
-@dataclass(frozen=True)
-class Output:
-    """A record to produce."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers = ()
-
 
 @dataclass
 class Stats:
@@ -83,11 +74,17 @@ class Stats:
     deliveries: Counter[str] = field(default_factory=Counter)
     decisions: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
+    blocked: Counter[str] = field(default_factory=Counter)
     parked: int = 0
 
 
 class Enforcement:
-    """Decide and project signals for their subscribers; no I/O, the caller produces the outputs."""
+    """Decide and project signals for their subscribers; no I/O, the caller produces the outputs.
+
+    ``pseudonym_sink`` is told of every pseudonym issued (the re-identification vault; its
+    ``record`` does the I/O, so a sink that buffers must be flushed by the caller).
+    ``leak_guard`` scans every delivery before it is encoded (:mod:`signalhub.leak_guard`).
+    """
 
     def __init__(
         self,
@@ -99,6 +96,8 @@ class Enforcement:
         *,
         max_record_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pseudonym_sink: PseudonymSink | None = None,
+        leak_guard: bool = True,
     ) -> None:
         self._registry = registry
         self._subscriptions = subscriptions
@@ -107,11 +106,38 @@ class Enforcement:
         self._audit_schema = audit_schema
         self._max_record_bytes = max_record_bytes
         self._clock = clock
+        self._sink = pseudonym_sink
+        self._leak_guard = leak_guard
         self._published_views: set[bytes] = set()
         self.stats = Stats()
 
+    @property
+    def pseudonym_sink(self) -> PseudonymSink | None:
+        """The sink given at construction, so the edge can flush it before committing."""
+        return self._sink
+
+    @property
+    def policy(self) -> PolicyEngine:
+        """The policy engine deciding for this core (the edge switches published versions)."""
+        return self._policy
+
     def process(self, record: SourceRecord) -> list[Output]:
         """Everything to produce for one source record, in order (view schemas first)."""
+        try:
+            return self._process(record)
+        except Exception as exc:  # the error policy: a bug in one record must not stop the rest
+            where = _where_it_failed(exc)
+            logger.error(
+                "%s: processing failed with %s at %s; dead-lettered as internal_error",
+                record.where(),
+                type(exc).__name__,
+                where,
+            )
+            self.stats.dead_letters["internal_error"] += 1
+            detail = f"{type(exc).__name__} at {where} — fix the enforcer, then replay this record"
+            return [dead_letter(record, "internal_error", detail, self._clock())]
+
+    def _process(self, record: SourceRecord) -> list[Output]:
         try:
             schema, signal = self._decode(record)
         except RecordError as exc:
@@ -142,6 +168,8 @@ class Enforcement:
                 )
         except PolicyError as exc:
             return self._park(record, context, subscriptions, exc, now)
+        # Once per signal, shared by every delivery's scan.
+        identifiers = SignalIdentifiers.of(schema, payload) if self._leak_guard else None
         outputs: list[Output] = []
         for subscription in subscriptions:
             outputs.extend(
@@ -153,6 +181,7 @@ class Enforcement:
                     decisions[subscription.id],
                     context,
                     now,
+                    identifiers,
                 )
             )
         return outputs
@@ -217,12 +246,14 @@ class Enforcement:
         decision: Decision,
         context: audit.DecisionContext,
         now: datetime,
+        identifiers: SignalIdentifiers | None = None,
     ) -> list[Output]:
         def audited(
             outcome: str,
             legal_basis: str,
             projection: Projection | None = None,
             delivery: str | None = None,
+            reasons: tuple[str, ...] = decision.reasons,
         ) -> Output:
             return self._audit_output(
                 audit.audit_record(
@@ -233,13 +264,16 @@ class Enforcement:
                     legal_basis=legal_basis,
                     policy_version=decision.policy_version,
                     outcome=outcome,
-                    reasons=decision.reasons,
+                    reasons=reasons,
                     decided_at=now,
                     clear=projection.clear if projection else (),
                     pseudonymised=projection.pseudonymised if projection else (),
                     withheld=projection.withheld
                     if projection
                     else tuple(spec.name for spec in schema.payload_fields),
+                    generalised=tuple(f"{name}={how}" for name, how in projection.generalised)
+                    if projection
+                    else (),
                     pseudonym_domain=decision.domain if projection else None,
                     delivery=delivery,
                 )
@@ -249,11 +283,40 @@ class Enforcement:
             self.stats.decisions["deny"] += 1
             return [audited("deny", subscription.legal_basis)]
         projection = plan_projection(schema, decision)
+        the_delivery_id = audit.delivery_id(context.signal_id, subscription.subscriber)
+        view_payload = project_payload(
+            schema,
+            projection,
+            payload,
+            self._pseudonymiser,
+            decision.domain,
+            sink=self._sink,
+            today=now.date(),
+        )
+        if identifiers is not None:
+            leaks = scan_delivery(view_payload, projection, identifiers)
+            if leaks:
+                reasons = _blocked_reasons(leaks)
+                self.stats.decisions["error"] += 1
+                self.stats.blocked[subscription.subscriber] += 1
+                logger.warning(
+                    "%s: delivery %s to %s not sent — %s",
+                    context.source_topic,
+                    the_delivery_id,
+                    subscription.subscriber,
+                    "; ".join(reasons),
+                )
+                return [
+                    _blocked_output(context, subscription, decision, the_delivery_id, reasons, now),
+                    audited("error", decision.legal_basis, projection, None, reasons),
+                ]
         view_schema = self._registry.view_schema(
-            schema.signal_type, projection.clear, projection.pseudonymised
+            schema.signal_type,
+            projection.clear,
+            projection.pseudonymised,
+            dict(projection.generalised),
         )
         outputs = self._view_schema_outputs(view_schema)
-        the_delivery_id = audit.delivery_id(context.signal_id, subscription.subscriber)
         view: Record = {
             "envelope": envelope,
             "delivery": {
@@ -265,21 +328,16 @@ class Enforcement:
                 "pseudonym_domain": decision.domain,
                 "withheld": list(projection.withheld),
             },
-            "payload": project_payload(
-                schema, projection, payload, self._pseudonymiser, decision.domain
-            ),
+            "payload": view_payload,
         }
-        headers: Headers = (
-            ("signalhub.delivery_id", the_delivery_id.encode()),
-            ("signalhub.signal_type", schema.signal_type.encode()),
-            ("signalhub.policy_version", decision.policy_version.encode()),
-        )
+        value = encode(self._registry, view_schema, view)
         outputs.append(
-            Output(
+            delivery(
                 subscription.topic,
-                the_delivery_id.encode(),
-                encode(self._registry, view_schema, view),
-                headers,
+                the_delivery_id,
+                schema.signal_type,
+                decision.policy_version,
+                value,
             )
         )
         self.stats.decisions["allow"] += 1
@@ -316,14 +374,7 @@ class Enforcement:
         ]
         self.stats.decisions["error"] += len(subscriptions)
         self.stats.parked += 1
-        outputs.append(
-            Output(
-                PARKED_TOPIC,
-                record.key,
-                record.value or b"",
-                _failure_headers(record, "policy_error", str(exc), now),
-            )
-        )
+        outputs.append(parked(record, str(exc), now))
         return outputs
 
     def _no_subscription(self, context: audit.DecisionContext) -> Output:
@@ -348,7 +399,7 @@ class Enforcement:
         if fingerprint in self._published_views:
             return []
         self._published_views.add(fingerprint)
-        text = _canonical_json(view_schema)
+        text = canonical_json(view_schema)
         return [Output(VIEW_SCHEMA_TOPIC, fingerprint.hex().encode(), text.encode())]
 
     def _audit_output(self, record: Record) -> Output:
@@ -364,23 +415,37 @@ class _RejectedError(RecordError):
         self.code = code
 
 
-def dead_letter(record: SourceRecord, code: str, detail: str, now: datetime) -> Output:
-    """The original bytes, unchanged, with why and where in the headers."""
-    return Output(
-        DLQ_TOPIC, record.key, record.value or b"", _failure_headers(record, code, detail, now)
-    )
+def _blocked_reasons(leaks: Sequence[Leak]) -> tuple[str, ...]:
+    findings = sorted({leak.describe() for leak in leaks})
+    return (f"leak guard blocked the delivery: {', '.join(findings)}",)
 
 
-def _failure_headers(record: SourceRecord, code: str, detail: str, now: datetime) -> Headers:
-    return (
-        ("signalhub.reason", code.encode()),
-        ("signalhub.detail", detail.encode()),
-        ("signalhub.source.topic", record.topic.encode()),
-        ("signalhub.source.partition", str(record.partition).encode()),
-        ("signalhub.source.offset", str(record.offset).encode()),
-        ("signalhub.failed_at", now.isoformat().encode()),
-    )
+def _blocked_output(
+    context: audit.DecisionContext,
+    subscription: Subscription,
+    decision: Decision,
+    the_delivery_id: str,
+    reasons: tuple[str, ...],
+    now: datetime,
+) -> Output:
+    report: dict[str, object] = {
+        "delivery_id": the_delivery_id,
+        "signal_id": context.signal_id,
+        "signal_type": context.signal_type,
+        "subscription_id": subscription.id,
+        "subscriber": subscription.subscriber,
+        "policy_version": decision.policy_version,
+        "reasons": list(reasons),
+        "source": f"{context.source_topic}[{context.source_partition}]@{context.source_offset}",
+        "blocked_at": now.isoformat(),
+    }
+    return blocked_report(report, reasons[0], now)
 
 
-def _canonical_json(schema: AvroSchema) -> str:
-    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+def _where_it_failed(exc: BaseException) -> str:
+    """The innermost frame of a traceback as file:line, without the message (it may hold data)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown location"
+    frame = frames[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"

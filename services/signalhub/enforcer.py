@@ -21,24 +21,35 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import faust
+import mode
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from signalhub import audit
 from signalhub.broker import create_topics
 from signalhub.config import Settings
-from signalhub.enforcement import (
+from signalhub.enforcement import Enforcement
+from signalhub.keys import load_key_ring
+from signalhub.metrics import serve_enforcer_metrics
+from signalhub.outputs import (
+    BLOCKED_TOPIC,
     DLQ_TOPIC,
     PARKED_TOPIC,
     VIEW_SCHEMA_TOPIC,
-    Enforcement,
     SourceRecord,
 )
-from signalhub.policy import EmbeddedPolicyEngine, MemoisedPolicy
-from signalhub.pseudonym import Pseudonymiser, load_master_key
+from signalhub.policy_switch import PolicyWatcher, SwitchablePolicy, engine_from_settings
+from signalhub.pseudonym import Pseudonymiser
 from signalhub.schema import SchemaRegistry
 from signalhub.subscriptions import by_signal_type, load_subscriptions, subscribers
+from signalhub.vault import Vault, VaultSink
 
-__all__ = ["build_enforcement", "build_enforcer_app", "enforcer_topics", "run_enforcer"]
+__all__ = [
+    "build_enforcement",
+    "build_enforcer_app",
+    "enforcer_topics",
+    "new_faust_app",
+    "run_enforcer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,41 +85,14 @@ class _EnforcerApp(faust.App):
         return _Transport(self.conf.broker_consumer, self)
 
 
-def build_enforcement(settings: Settings) -> Enforcement:
-    """The pure core, configured from files and keys (no broker needed)."""
-    registry = SchemaRegistry.from_dir(settings.schemas_dir)
-    subscriptions = load_subscriptions(settings.subscriptions_file, registry.signal_types())
-    policy = MemoisedPolicy(EmbeddedPolicyEngine.from_dir(settings.policies_dir))
-    master_key, key_version = load_master_key(settings)
-    return Enforcement(
-        registry,
-        by_signal_type(subscriptions),
-        policy,
-        Pseudonymiser(master_key, key_version),
-        audit.load_audit_schema(settings.schemas_dir),
-        max_record_bytes=settings.max_record_bytes,
-    )
+def new_faust_app(settings: Settings, bootstrap_servers: str, group: str) -> faust.App:
+    """A faust app configured the way the enforcer runs (also the benchmarks' framework floor).
 
-
-def enforcer_topics(settings: Settings) -> tuple[list[str], list[str]]:
-    """(signal topics it reads, topics it writes), from the schemas and subscriptions."""
-    registry = SchemaRegistry.from_dir(settings.schemas_dir)
-    sources = [registry.signal(signal_type).topic for signal_type in registry.signal_types()]
-    names = subscribers(load_subscriptions(settings.subscriptions_file))
-    sinks = [f"deliveries.{name}" for name in names]
-    sinks += [audit.AUDIT_TOPIC, DLQ_TOPIC, PARKED_TOPIC, VIEW_SCHEMA_TOPIC]
-    return sources, sinks
-
-
-def build_enforcer_app(
-    settings: Settings, bootstrap_servers: str, enforcement: Enforcement
-) -> faust.App:
-    """The faust app with one agent over every signal topic."""
-    sources, sinks = enforcer_topics(settings)
-    create_topics(bootstrap_servers, sources, partitions=settings.partitions)
-    create_topics(bootstrap_servers, sinks, partitions=1)
+    Raw bytes in and out, no web server (it would bind 0.0.0.0:6066), no tables, reading from the
+    earliest offset of a new group, acks from all replicas, and the short fetch wait.
+    """
     app = _EnforcerApp(
-        settings.enforcer_group,
+        group,
         broker=f"kafka://{bootstrap_servers}",
         web_enabled=False,
         store="memory://",
@@ -123,9 +107,63 @@ def build_enforcer_app(
         topic_disable_leader=True,
     )
     app.conf.signalhub_fetch_max_wait_ms = settings.fetch_max_wait_ms
+    return app
+
+
+def build_enforcement(settings: Settings) -> Enforcement:
+    """The pure core, configured from files and keys (no broker needed)."""
+    registry = SchemaRegistry.from_dir(settings.schemas_dir)
+    subscriptions = load_subscriptions(settings.subscriptions_file, registry.signal_types())
+    # The files in policies/ until the watcher (build_enforcer_app) applies a published version.
+    policy = SwitchablePolicy(engine_from_settings(settings))
+    ring = load_key_ring(settings)
+    return Enforcement(
+        registry,
+        by_signal_type(subscriptions),
+        policy,
+        Pseudonymiser(ring.key(), ring.current),
+        audit.load_audit_schema(settings.schemas_dir),
+        max_record_bytes=settings.max_record_bytes,
+        pseudonym_sink=VaultSink(Vault.open(settings)),
+        leak_guard=settings.leak_guard,
+    )
+
+
+def enforcer_topics(settings: Settings) -> tuple[list[str], list[str]]:
+    """(signal topics it reads, topics it writes), from the schemas and subscriptions."""
+    registry = SchemaRegistry.from_dir(settings.schemas_dir)
+    sources = [registry.signal(signal_type).topic for signal_type in registry.signal_types()]
+    names = subscribers(load_subscriptions(settings.subscriptions_file))
+    sinks = [f"deliveries.{name}" for name in names]
+    sinks += [audit.AUDIT_TOPIC, DLQ_TOPIC, PARKED_TOPIC, VIEW_SCHEMA_TOPIC, BLOCKED_TOPIC]
+    return sources, sinks
+
+
+def build_enforcer_app(
+    settings: Settings, bootstrap_servers: str, enforcement: Enforcement
+) -> faust.App:
+    """The faust app with one agent over every signal topic.
+
+    When the enforcement decides through a :class:`SwitchablePolicy`, the latest version on the
+    ``policies`` topic is put in force before the first signal, and a watcher thread switches to
+    every later one without a restart (``app.signalhub_policy_watcher``).
+    """
+    sources, sinks = enforcer_topics(settings)
+    create_topics(bootstrap_servers, sources, partitions=settings.partitions)
+    create_topics(bootstrap_servers, sinks, partitions=1)
+    policy = enforcement.policy
+    watcher = None
+    if isinstance(policy, SwitchablePolicy):
+        watcher = PolicyWatcher(settings, bootstrap_servers, policy)
+        logger.info("policy %s in force at start-up", watcher.catch_up())
+        watcher.start()
+    app = new_faust_app(settings, bootstrap_servers, settings.enforcer_group)
+    app.signalhub_policy_watcher = watcher  # type: ignore[attr-defined]
     signal_topics = app.topic(*sources, key_type=bytes, value_type=bytes)
 
-    @app.agent(signal_topics, name="enforce")
+    # An unexpected error in the agent is a bug: crash the worker (exit non-zero, offsets of the
+    # failing batch uncommitted) instead of leaving a live process with a dead agent.
+    @app.agent(signal_topics, name="enforce", supervisor_strategy=mode.CrashingSupervisor)
     async def enforce(stream: Any) -> AsyncIterator[None]:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
             await _enforce_batch(app, enforcement, events)
@@ -148,26 +186,41 @@ async def _enforce_batch(app: faust.App, enforcement: Enforcement, events: Seque
             await producer.send(
                 output.topic, output.key, output.value, None, None, list(output.headers)
             )
-    first, last = events[0].message, events[-1].message
+    sink = enforcement.pseudonym_sink
+    if isinstance(sink, VaultSink):
+        sink.flush()  # the vault holds every pseudonym before the offsets that issued it commit
     logger.info(
-        "%s[%d]@%d..%d: %d signals, %d deliveries, %d dead letters",
-        first.topic,
-        first.partition,
-        first.offset,
-        last.offset,
+        "%s: %d signals, %d deliveries, %d dead letters",
+        _offset_ranges(events),
         len(events),
         sum(enforcement.stats.deliveries.values()) - delivered_before,
         sum(enforcement.stats.dead_letters.values()) - dead_before,
     )
 
 
+def _offset_ranges(events: Sequence[Any]) -> str:
+    """``topic[partition]@first..last`` for each partition a batch came from."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for event in events:
+        message = event.message
+        key = (message.topic, message.partition)
+        first, _ = ranges.get(key, (message.offset, message.offset))
+        ranges[key] = (first, message.offset)
+    return ", ".join(f"{t}[{p}]@{a}..{b}" for (t, p), (a, b) in ranges.items())
+
+
 def run_enforcer(settings: Settings, bootstrap_servers: str, *, loglevel: str = "warning") -> None:
     """Run the enforcer worker until it is stopped (SIGINT/SIGTERM); blocks."""
     enforcement = build_enforcement(settings)
+    exporter = serve_enforcer_metrics(settings, enforcement)  # loopback /metrics for the console
     app = build_enforcer_app(settings, bootstrap_servers, enforcement)
     for noisy in ("aiokafka", "faust", "mode"):
         # Under a faust worker the root logger stays at DEBUG; building and discarding the
         # libraries' debug records on the send path cost ~11% throughput (DESIGN.md).
         logging.getLogger(noisy).setLevel(logging.WARNING)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    worker.spinner = None  # a terminal spinner only writes escape codes into the worker's log
+    try:
+        worker.execute_from_commandline()
+    finally:
+        exporter.close()

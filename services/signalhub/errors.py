@@ -14,6 +14,7 @@ what happened and what to do next, and never contain a clear identifier or a key
     │   └── ValidationError         a record does not conform to its signal schema
     ├── PolicyError                 a policy cannot be loaded or evaluated (fail closed: deny)
     ├── KeyProviderError            pseudonym keys are missing, unreadable or too widely readable
+    ├── ReidentificationError       a re-identification step is not allowed (audited; says why)
     ├── ConnectorError              a connector definition or source is invalid
     └── DeliveryError               a delivery channel failed after its retries
 """
@@ -29,6 +30,7 @@ __all__ = [
     "KeyProviderError",
     "PolicyError",
     "RecordError",
+    "ReidentificationError",
     "SchemaError",
     "SignalhubError",
     "UnknownSchemaError",
@@ -81,6 +83,10 @@ class PolicyError(SignalhubError):
 
 class KeyProviderError(SignalhubError):
     """Pseudonym keys are missing, unreadable, or readable by others than the owner."""
+
+
+class ReidentificationError(SignalhubError):
+    """A re-identification request, approval or reveal is not allowed; the refusal is audited."""
 
 
 class ConnectorError(SignalhubError):

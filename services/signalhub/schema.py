@@ -15,9 +15,9 @@ the codec hands to fastavro, so nothing is re-parsed per record.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ __all__ = [
     "SchemaRegistry",
     "SignalSchema",
     "age_band",
+    "as_date",
     "expand_signal_schema",
     "fingerprint_of",
     "load_envelope",
@@ -196,7 +197,9 @@ class SchemaRegistry:
         self._by_fp: dict[bytes, _Entry] = {}
         # id(schema object) -> (the object, kept alive so its id stays unique; fingerprint)
         self._by_id: dict[int, tuple[AvroSchema, bytes]] = {}
-        self._views: dict[tuple[str, frozenset[str], frozenset[str]], AvroSchema] = {}
+        self._views: dict[
+            tuple[str, frozenset[str], frozenset[str], tuple[tuple[str, str], ...]], AvroSchema
+        ] = {}
         for signal in signals:
             self._signals[signal.signal_type] = signal
             self._add(signal.avro, signal.fingerprint, signal.avro)
@@ -282,29 +285,43 @@ class SchemaRegistry:
         return self._by_fp[fp].writer, fp
 
     def view_schema(
-        self, signal_type: str, clear: Iterable[str], pseudonymised: Iterable[str]
+        self,
+        signal_type: str,
+        clear: Iterable[str],
+        pseudonymised: Iterable[str],
+        generalised: Mapping[str, str] | None = None,
     ) -> AvroSchema:
         """The schema of what one subscriber receives: envelope, delivery, projected payload.
 
         Fields in ``pseudonymised`` become ``["null", "string"]`` (a pseudonym); a field in both
         sets is pseudonymised (the safer reading); names the schema lacks are ignored.
+        ``generalised`` (``{field: method}``) fields are strings as well (signalhub.generalise).
         """
-        key = (signal_type, frozenset(clear), frozenset(pseudonymised))
+        general = tuple(sorted((generalised or {}).items()))
+        key = (signal_type, frozenset(clear), frozenset(pseudonymised), general)
         cached = self._views.get(key)
         if cached is not None:
             return cached
-        projected = _parse(project_view(self.signal(signal_type), key[1], key[2]))
+        projected = _parse(project_view(self.signal(signal_type), key[1], key[2], dict(general)))
         view = self._views[key] = self.by_fingerprint(self.register(projected))
         return view
 
 
-def _as_date(value: object) -> date | None:
+def as_date(value: object) -> date | None:
+    """A date from what a payload may hold (a date, a datetime, Avro days, ISO text), else None."""
+    if isinstance(value, datetime):
+        return value.date()
     if isinstance(value, date):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         try:
             return _EPOCH + timedelta(days=value)
         except OverflowError:
+            return None
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
             return None
     return None
 
@@ -332,7 +349,7 @@ def policy_attributes(schema: SignalSchema, payload: Record, today: date) -> dic
             value = payload.get(spec.name)
             attributes[spec.name] = value.isoformat() if isinstance(value, date) else value
     if birth_field is not None:
-        birth = _as_date(payload.get(birth_field))
+        birth = as_date(payload.get(birth_field))
         band = age_band(birth, today) if birth is not None else None
         attributes["age_band"] = band
         attributes["minor"] = None if band is None else band in ("0-11", "12-17")

@@ -1,9 +1,11 @@
 """The hub's HTTP service and the long-running ``signalhub up``.
 
-One Starlette app on loopback serves what agencies and subscribers reach over HTTP: the ingest
+One Starlette app on loopback serves what people and systems reach over HTTP: the console
+(operators, security officers, auditors; ``/metrics``, ``/healthz``, ``/readyz``), the ingest
 endpoint (``POST /ingest/<agency>``, a bearer token per agency) and the pull API
-(``GET /v1/deliveries``, a bearer token per subscriber), plus ``/healthz``. Webhook subscribers
-are pushed to by one :class:`~signalhub.delivery.webhook.WebhookPusher` thread each.
+(``GET /v1/deliveries``, a bearer token per subscriber). Webhook subscribers are pushed to by
+one :class:`~signalhub.delivery.webhook.WebhookPusher` thread each, and the audit topic is moved
+into the audit store while the hub runs.
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from contextlib import ExitStack, contextmanager
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 
-from signalhub.broker import connect
-from signalhub.config import Settings
+from signalhub.audit_store.backends import open_store
+from signalhub.audit_store.ingest import AuditIngestor, audit_registry
+from signalhub.broker import advertise, connect
+from signalhub.config import Settings, settings_env
 from signalhub.connector.definition import load_definitions
 from signalhub.connector.ingest import ingest_routes, tokens_from_env
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.connector.runner import ConnectorRunner, RejectFile
+from signalhub.console import console_routes
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.pull_api import pull_app
 from signalhub.delivery.secrets import SubscriberSecrets
@@ -33,6 +36,7 @@ from signalhub.delivery.webhook import webhook_pushers
 from signalhub.demo import prepare_settings, run_stack
 from signalhub.errors import ConfigError
 from signalhub.schema import SchemaRegistry
+from signalhub.stack import BundlerProcess
 from signalhub.subscriptions import Subscription, load_subscriptions
 
 __all__ = ["build_http_app", "run_hub", "serve_http"]
@@ -67,15 +71,11 @@ def build_http_app(settings: Settings, bootstrap: str, stack: ExitStack) -> Star
         allowed_subscribers=pull_subscribers,
     )
     routes = [
-        Route("/healthz", _healthz, methods=["GET"]),
+        *console_routes(settings, bootstrap, stack),  # /, /console/*, /metrics, /healthz, /readyz
         *ingest_routes(runners, tokens_from_env(definitions)),
         Mount("/", app=pull),
     ]
     return Starlette(routes=routes)
-
-
-async def _healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
 
 
 @contextmanager
@@ -102,6 +102,28 @@ def running_webhook_pushers(
             for pusher, thread in zip(pushers, threads, strict=True):
                 thread.join(timeout=10)
                 pusher.close()
+
+
+@contextmanager
+def running_audit_ingest(settings: Settings, bootstrap: str) -> Iterator[None]:
+    """Move audit records from the ``audit`` topic into the audit store while the hub runs."""
+    stop = threading.Event()
+    with open_store(settings) as store:
+        ingestor = AuditIngestor(
+            store, audit_registry(settings), bootstrap, group=settings.audit_group
+        )
+        thread = threading.Thread(
+            target=ingestor.run,
+            kwargs={"follow": True, "stop": stop},
+            name="audit-ingest",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
 
 
 def serve_http(settings: Settings, bootstrap: str) -> None:
@@ -133,9 +155,12 @@ def run_hub(settings: Settings, echo: Echo) -> None:
     settings = prepare_settings(settings)
     subscriptions = load_subscriptions(settings.subscriptions_file)
     with (
-        connect(settings) as bootstrap,
+        connect(settings, own=True) as bootstrap,
+        advertise(settings, bootstrap),
         run_stack(settings, bootstrap, echo),
+        BundlerProcess(bootstrap, settings.state_dir / "bundler.log", settings_env(settings)),
         running_webhook_pushers(settings, bootstrap, subscriptions),
+        running_audit_ingest(settings, bootstrap),
     ):
         url = f"http://{settings.http_host}:{settings.http_port}/"
         echo(f"signalhub is up: Kafka at {bootstrap}, HTTP at {url} — Ctrl-C stops everything.")

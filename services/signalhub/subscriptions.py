@@ -34,6 +34,9 @@ class Subscription(BaseModel):
     channel: Literal["kafka", "pull", "webhook"] = "kafka"
     webhook_url: str | None = None
     active: bool = True
+    #: Days this subscription's deliveries are kept on its topic; unset = the hub default
+    #: (``SIGNALHUB_DELIVERY_RETENTION_DAYS``). Applied by ``signalhub retention run``.
+    retention_days: int | None = Field(default=None, ge=1)
 
     @field_validator("webhook_url")
     @classmethod

@@ -86,6 +86,7 @@ _allow(sub, key, agreement) := {
 	"reasons": [sprintf("permitted by agreement %s under %s", [key, agreement.legal_basis])],
 	"domain": _domain(sub, agreement),
 	"legal_basis": agreement.legal_basis,
+	"generalise": object.get(agreement, "generalise", {}),
 }
 
 _domain(sub, agreement) := object.get(agreement, "domain", sub.subscriber)
@@ -97,6 +98,7 @@ _problems(sub, attributes, now, agreement) := union({
 	_condition_problems(object.get(agreement, "conditions", {}), attributes),
 	_consent_problems(attributes, agreement),
 	_clear_bsn_problems(agreement),
+	_generalise_problems(agreement),
 })
 
 _basis_problems(sub, agreement) := {msg |
@@ -175,3 +177,26 @@ _clear_bsn_problems(agreement) := {msg |
 	field in _never_clear
 	msg := sprintf("the agreement lists %s in clear; a BSN is only ever pseudonymised", [field])
 }
+
+# An agreement may deliver a field generalised instead of in clear: {field: method}. The methods
+# are the ones signalhub.generalise implements; a BSN is never generalised (only pseudonymised),
+# and a generalised field is not also listed in clear or pseudonymised.
+_generalisations := {"age_band", "postcode_area", "neighbourhood"}
+
+_generalise_problems(agreement) := {msg |
+	some field, method in object.get(agreement, "generalise", {})
+	not method in _generalisations
+	msg := sprintf("the agreement generalises %s with unknown method %s", [field, method])
+} | {msg |
+	some field, _ in object.get(agreement, "generalise", {})
+	field in _never_clear
+	msg := sprintf("the agreement generalises %s; a BSN is only ever pseudonymised", [field])
+} | {msg |
+	some field, _ in object.get(agreement, "generalise", {})
+	_listed(agreement, field)
+	msg := sprintf("the agreement lists %s both generalised and clear or pseudonymised", [field])
+}
+
+_listed(agreement, field) if field in agreement.fields
+
+_listed(agreement, field) if field in agreement.pseudonymise

@@ -486,3 +486,72 @@ test_allow_casework_referral_jeugdzorg_youth_protection if {
 test_deny_casework_referral_jeugdzorg_youth_protection_adult if {
 	_denies("casework_referral/jeugdzorg/youth_protection", {"referral_reason": "safety_risk", "urgency": "urgent", "age_band": "18-22", "minor": false}, "the signal is not known to concern a minor and the agreement covers minors only")
 }
+
+# --- generalisation: fields delivered coarsened instead of in clear ---
+
+_generalising(extra) := object.union(data.signalhub.agreements["nuisance_report/gemeente/public_order"], extra)
+
+_decide_with(agreement) := d if {
+	d := _decide("nuisance_report/gemeente/public_order", "Gemeentewet art. 172", {"category": "noise", "severity": 4, "reporter_type": "resident"}, _today) with data.signalhub.agreements["nuisance_report/gemeente/public_order"] as agreement
+}
+
+test_allow_decision_carries_the_agreements_generalisation if {
+	d := _decide("nuisance_report/woningcorporatie/prevent_housing_nuisance", _basis("nuisance_report/woningcorporatie/prevent_housing_nuisance"), {"category": "noise", "severity": 4, "reporter_type": "resident"}, _today)
+	d.allow == true
+	d.generalise == {"address": "postcode_area"}
+	not "address" in d.fields
+	not "postcode" in d.fields
+}
+
+test_allow_age_band_instead_of_birth_date_for_youth_care if {
+	d := _decide("drug_signal/jeugdzorg/youth_protection", _basis("drug_signal/jeugdzorg/youth_protection"), {"activity": "dealing", "severity": 3, "age_band": "12-17", "minor": true}, _today)
+	d.allow == true
+	d.generalise == {"subject_birth_date": "age_band"}
+}
+
+test_allow_without_generalisation_an_empty_object if {
+	d := _decide("drug_signal/gemeente/damocles_enforcement", _drug_basis, {"activity": "dealing", "severity": 3}, _today)
+	d.generalise == {}
+}
+
+test_deny_unknown_generalisation_method if {
+	d := _decide_with(_generalising({"generalise": {"address": "street"}}))
+	d.allow == false
+	"the agreement generalises address with unknown method street" in d.reasons
+}
+
+test_deny_generalised_bsn if {
+	d := _decide_with(_generalising({"generalise": {"subject_bsn": "postcode_area"}}))
+	d.allow == false
+	"the agreement generalises subject_bsn; a BSN is only ever pseudonymised" in d.reasons
+}
+
+test_deny_field_both_generalised_and_clear if {
+	d := _decide_with(_generalising({"generalise": {"category": "neighbourhood"}}))
+	d.allow == false
+	"the agreement lists category both generalised and clear or pseudonymised" in d.reasons
+}
+
+test_deny_shipped_generalisations_all_valid if {
+	every agreement in data.signalhub.agreements {
+		count(sharing._generalise_problems(agreement)) == 0
+	}
+}
+
+# The hub's own casework_alert (signalhub.bundling) goes to the casework consultation only.
+test_allow_casework_alert_zvh_casework if {
+	_allows("casework_alert/zvh/casework", {"subject_kind": "person", "rule": "multi_agency_90_days"})
+	d := _decide("casework_alert/zvh/casework", _basis("casework_alert/zvh/casework"), {"subject_kind": "person"}, _today)
+	d.domain == "zvh-casework"
+	"subject_ref" in d.fields
+}
+
+test_deny_casework_alert_zvh_casework_after_validity if {
+	_denies_on("casework_alert/zvh/casework", {"subject_kind": "person"}, "2028-01-01", "agreement expired: valid until 2027-12-31")
+}
+
+test_deny_casework_alert_to_other_partners if {
+	every subscriber in ["gemeente", "politie", "om", "reclassering", "schuldhulpverlening", "jeugdzorg"] {
+		not data.signalhub.agreements[concat("/", ["casework_alert", subscriber, "casework"])]
+	}
+}

@@ -13,6 +13,7 @@ import json
 
 import click
 
+from signalhub.broker import advertised_broker
 from signalhub.config import Settings, load_settings
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import DeliveredRecord, read_deliveries
@@ -82,16 +83,17 @@ def subscribe(name: str, from_beginning: bool, as_json: bool, dedupe: bool, idle
     """Print subscriber NAME's deliveries (the topic deliveries.NAME), decoded, one per line.
 
     Both modes start at the first delivery; --follow then waits for new ones until Ctrl-C.
-    Needs the hub's Kafka in SIGNALHUB_BOOTSTRAP_SERVERS (``signalhub up`` prints it).
+    Reads the Kafka in SIGNALHUB_BOOTSTRAP_SERVERS, or the embedded broker of a running
+    ``signalhub up`` (the same state directory).
     """
     settings = _settings()
-    if settings.embedded:
+    if settings.embedded and advertised_broker(settings) is None:
         # A broker started here would be a new, empty one: there would be nothing to show.
         raise ConfigError(
-            "SIGNALHUB_BOOTSTRAP_SERVERS is not set — set it to the running hub's Kafka "
-            "(printed by `signalhub up`) and retry"
+            "no running hub found — start `signalhub up` (same SIGNALHUB_STATE_DIR) or set "
+            "SIGNALHUB_BOOTSTRAP_SERVERS to the hub's Kafka, and retry"
         )
-    bootstrap = settings.bootstrap_servers
+    bootstrap = settings.bootstrap_servers or str(advertised_broker(settings))
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
     with ViewSchemaCatalog(bootstrap, registry) as catalog:
         catalog.refresh()
