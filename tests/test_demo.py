@@ -237,3 +237,16 @@ def test_demo_with_an_empty_input_directory_fails_with_an_error(tmp_path: Path) 
     assert result.returncode != 0
     assert "Error: no agency files in" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_demo_in_the_same_state_directory_gives_the_same_result(tmp_path: Path) -> None:
+    first, _ = _run_demo(tmp_path)
+    second, children = _run_demo(tmp_path)
+
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert second.returncode == 0, second.stderr[-3000:]
+    _assert_nothing_left(tmp_path, children)
+    summary = [line for line in first.stdout.splitlines() if "decisions:" in line]
+    assert summary
+    assert summary[0] in second.stdout
+    assert "== casework alerts (bundler): 1" in second.stdout

@@ -22,6 +22,7 @@ from signalhub import codec
 from signalhub.audit import AUDIT_TOPIC, load_audit_schema
 from signalhub.broker import connect, create_topics
 from signalhub.bundling import ALERT_TYPE, progress
+from signalhub.bundling.store import store_path
 from signalhub.config import Settings, settings_env
 from signalhub.connector.definition import ConnectorDefinition, load_definitions
 from signalhub.connector.publisher import KafkaPublisher
@@ -114,6 +115,7 @@ def run_demo(
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
     definitions = load_definitions(settings.connectors_dir)
     inputs = find_inputs(definitions, input_dir, settings.connectors_dir)
+    forget_stream_state(settings)
     report = DemoReport()
     with (
         connect(settings, own=True) as bootstrap,
@@ -226,6 +228,22 @@ def _publish_foreign_record(bootstrap: str, registry: SchemaRegistry) -> None:
         publisher.flush()
     finally:
         publisher.close()
+
+
+def forget_stream_state(settings: Settings) -> None:
+    """Remove the bundler's state left by an earlier demo run.
+
+    The demo always starts a new, empty broker, so bundles and sent alerts remembered from the
+    previous run's topics would only make the bundler skip this run's signals as already seen.
+    Keys, the vault and the audit store are kept.
+    """
+    database = store_path(settings.state_dir)
+    for path in (
+        database,
+        database.with_name(database.name + "-wal"),
+        database.with_name(database.name + "-shm"),
+    ):
+        path.unlink(missing_ok=True)
 
 
 def prepare_settings(settings: Settings) -> Settings:
