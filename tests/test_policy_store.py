@@ -16,11 +16,18 @@ from policy_support import (
     copy_policies,
     undecided_policy,
 )
+from signalhub.broker import EmbeddedBroker
 from signalhub.config import load_settings
 from signalhub.errors import PolicyError
 from signalhub.policy import EmbeddedPolicyEngine, build_input, policy_files, policy_version
-from signalhub.policy_lifecycle import publish_policy, validate_policy
-from signalhub.policy_store import PolicyBundle, PolicyStore, bundle_from_dir, materialised
+from signalhub.policy_lifecycle import publish_policy, restore_policy_in_force, validate_policy
+from signalhub.policy_store import (
+    PolicyBundle,
+    PolicyStore,
+    bundle_from_dir,
+    materialised,
+    read_current_bundle,
+)
 from signalhub.policy_switch import BrokenPolicy, PolicyWatcher, SwitchablePolicy
 
 TODAY = date(2026, 6, 1)
@@ -198,3 +205,27 @@ def test_consent_reaches_the_policy_and_gates_the_consent_agreements() -> None:
             build_input("debt_signal", "schuldhulpverlening", attrs, [zvh], TODAY)
         )
         assert decision["zvh-casework"].allow is allowed
+
+
+@pytest.mark.integration
+def test_a_new_empty_broker_gets_the_last_published_version_back(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state")
+    candidate = add_clear_field(copy_policies(tmp_path / "p"), AGREEMENT, "address")
+    with EmbeddedBroker() as first:
+        event = publish_policy(
+            settings, first.bootstrap_servers, candidate, message="m", author="a", today=TODAY
+        )
+    with EmbeddedBroker() as second:  # a restarted embedded hub: the policies topic is gone
+        assert read_current_bundle(second.bootstrap_servers) is None
+        assert restore_policy_in_force(settings, second.bootstrap_servers) == event.version
+        current = read_current_bundle(second.bootstrap_servers)
+        assert current is not None
+        assert PolicyBundle.from_bytes(current).version == event.version
+        assert restore_policy_in_force(settings, second.bootstrap_servers) is None
+
+
+def test_nothing_is_restored_before_anything_was_published(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state")
+    with EmbeddedBroker() as broker:
+        assert restore_policy_in_force(settings, broker.bootstrap_servers) is None
+        assert read_current_bundle(broker.bootstrap_servers) is None

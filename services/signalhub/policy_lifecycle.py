@@ -29,7 +29,13 @@ from signalhub.policy_switch import engine_for_bundle, engine_from_settings
 from signalhub.schema import SchemaRegistry
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 
-__all__ = ["policy_in_force", "publish_policy", "rollback_policy", "validate_policy"]
+__all__ = [
+    "policy_in_force",
+    "publish_policy",
+    "restore_policy_in_force",
+    "rollback_policy",
+    "validate_policy",
+]
 
 
 def validate_policy(settings: Settings, policies_dir: Path, today: date) -> list[str]:
@@ -104,6 +110,21 @@ def rollback_policy(
         EmbeddedPolicyEngine.from_dir(root).close()
     send_bundle(bootstrap_servers, bundle)
     return store.record(bundle, "rollback")
+
+
+def restore_policy_in_force(settings: Settings, bootstrap_servers: str) -> str | None:
+    """Put the last recorded version back on an empty ``policies`` topic; its version, or None.
+
+    An embedded broker keeps nothing across a restart: without this, a hub started again would
+    run the files in ``policies/`` while the history says a published version is in force.
+    """
+    if read_current_bundle(bootstrap_servers) is not None:
+        return None
+    latest = PolicyStore.in_state_dir(settings.state_dir).latest()
+    if latest is None:
+        return None
+    send_bundle(bootstrap_servers, latest.bundle())
+    return latest.version
 
 
 def policy_in_force(settings: Settings, bootstrap_servers: str | None) -> PolicyEngine:

@@ -35,6 +35,7 @@ from signalhub.delivery.secrets import SubscriberSecrets
 from signalhub.delivery.webhook import webhook_pushers
 from signalhub.demo import prepare_settings, run_stack
 from signalhub.errors import ConfigError
+from signalhub.policy_lifecycle import restore_policy_in_force
 from signalhub.schema import SchemaRegistry
 from signalhub.stack import BundlerProcess
 from signalhub.subscriptions import Subscription, load_subscriptions
@@ -149,6 +150,15 @@ def check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+@contextmanager
+def _policy_restored(settings: Settings, bootstrap: str, echo: Echo) -> Iterator[None]:
+    """Before any worker starts, the last published policy version is back in force."""
+    restored = restore_policy_in_force(settings, bootstrap)
+    if restored is not None:
+        echo(f"  policy {restored} (last published) put back in force")
+    yield
+
+
 def run_hub(settings: Settings, echo: Echo) -> None:
     """Broker (embedded unless configured), one enforcer worker, webhook pushers and HTTP."""
     check_port_free(settings.http_host, settings.http_port)
@@ -156,6 +166,7 @@ def run_hub(settings: Settings, echo: Echo) -> None:
     subscriptions = load_subscriptions(settings.subscriptions_file)
     with (
         connect(settings, own=True) as bootstrap,
+        _policy_restored(settings, bootstrap, echo),
         advertise(settings, bootstrap),
         run_stack(settings, bootstrap, echo),
         BundlerProcess(bootstrap, settings.state_dir / "bundler.log", settings_env(settings)),
