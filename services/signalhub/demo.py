@@ -37,7 +37,7 @@ from signalhub.pseudonym import default_key_file, ensure_dev_key
 from signalhub.schema import SchemaRegistry
 from signalhub.stack import BundlerProcess, EnforcerProcess
 from signalhub.subscriptions import load_subscriptions, subscribers
-from signalhub.topic_reader import assign_topic, drain, header, open_consumer
+from signalhub.topic_reader import assign_topics, drain, header, open_consumer
 from signalhub.vault import ensure_vault_key, vault_key_file
 
 __all__ = ["Accounting", "DemoReport", "find_inputs", "run_demo", "run_stack", "wait_for_bundler"]
@@ -294,11 +294,7 @@ class Accounting:
         self._registry = registry
         registry.register(load_audit_schema(settings.schemas_dir))
         self._consumer = open_consumer(bootstrap, client_id="signalhub-accounting")
-        partitions = []
-        for topic in (AUDIT_TOPIC, DLQ_TOPIC, PARKED_TOPIC):
-            partitions += assign_topic(self._consumer, topic)
-        self._consumer.assign(partitions)
-        self._consumer.seek_to_beginning(*partitions)
+        assign_topics(self._consumer, (AUDIT_TOPIC, DLQ_TOPIC, PARKED_TOPIC))
         self.audit: list[dict[str, Any]] = []
         self.dead_letters: list[dict[str, Any]] = []
         self.parked: list[dict[str, Any]] = []

@@ -9,7 +9,7 @@ immediately instead of waiting for a group join.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -19,6 +19,7 @@ from signalhub.errors import BrokerError
 __all__ = [
     "DELIVERY_TOPIC_PREFIX",
     "assign_topic",
+    "assign_topics",
     "deliveries_topic",
     "drain",
     "header",
@@ -68,6 +69,30 @@ def assign_topic(
             consumer.seek_to_beginning(tp)
         else:
             consumer.seek(tp, offset)
+    return assigned
+
+
+def assign_topics(
+    consumer: KafkaConsumer, topics: Iterable[str], *, from_committed: bool = False
+) -> list[TopicPartition]:
+    """Assign every partition of ``topics``; start at the beginning, or at the group's offsets.
+
+    With ``from_committed`` each partition resumes at its consumer group's committed offset (the
+    beginning when there is none): for readers that keep their position as group offsets but
+    assign partitions themselves, because a group join takes seconds on tansu.
+    """
+    assigned = [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+    consumer.assign(assigned)
+    for tp in assigned:
+        committed = consumer.committed(tp) if from_committed else None
+        if committed is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
     return assigned
 
 

@@ -28,7 +28,7 @@ from signalhub.audit_store.store import AuditStore
 from signalhub.config import Settings
 from signalhub.errors import RecordError, UnknownSchemaError
 from signalhub.schema import SchemaRegistry
-from signalhub.topic_reader import drain, open_consumer
+from signalhub.topic_reader import assign_topics, drain, open_consumer
 from signalhub.types import Record
 
 __all__ = ["AuditIngestor", "IngestReport", "audit_registry"]
@@ -93,7 +93,7 @@ class AuditIngestor:
             self._bootstrap, group_id=self._group, client_id="signalhub-audit-ingest"
         )
         try:
-            assigned = self._assign(consumer, replay)
+            assigned = assign_topics(consumer, [self._topic], from_committed=not replay)
             while True:
                 if assigned:
                     self._drain(consumer, report, on_batch)
@@ -102,21 +102,9 @@ class AuditIngestor:
                 if not assigned:
                     if stop is not None and stop.wait(self._idle_ms / 1000):
                         return report
-                    assigned = self._assign(consumer, replay)
+                    assigned = assign_topics(consumer, [self._topic], from_committed=not replay)
         finally:
             consumer.close()
-
-    def _assign(self, consumer: Any, replay: bool) -> list[TopicPartition]:
-        partitions = consumer.partitions_for_topic(self._topic) or set()
-        assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        for tp in assigned:
-            committed = None if replay else consumer.committed(tp)
-            if committed is None:
-                consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
-        return assigned
 
     def _drain(
         self,

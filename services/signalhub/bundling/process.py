@@ -33,7 +33,7 @@ from signalhub.outputs import SourceRecord
 from signalhub.policy import EmbeddedPolicyEngine
 from signalhub.pseudonym import Pseudonymiser
 from signalhub.schema import SchemaRegistry
-from signalhub.topic_reader import open_consumer
+from signalhub.topic_reader import assign_topics, open_consumer
 
 __all__ = ["BATCH_SIZE", "bundler_topics", "run_bundler"]
 
@@ -73,7 +73,7 @@ def run_bundler(
     )
     try:
         _publish(bundler, store, publisher, store.unsent_alerts())  # left over from a crash
-        _assign(consumer, topics)
+        assign_topics(consumer, topics, from_committed=True)
         logger.info("bundler reading %d topics (policy %s)", len(topics), engine.version)
         while not stop.is_set():
             batch = consumer.poll(timeout_ms=_POLL_MS, max_records=BATCH_SIZE)
@@ -107,21 +107,6 @@ def _publish(bundler: Bundler, store: BundleStore, publisher: KafkaPublisher, al
         publisher.publish(output.topic, output.key or b"", output.value)
     publisher.flush()
     store.mark_sent(list(alerts))
-
-
-def _assign(consumer: Any, topics: list[str]) -> None:
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in topics
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
-    consumer.assign(partitions)
-    for tp in partitions:
-        committed = consumer.committed(tp)
-        if committed is None:
-            consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, committed)
 
 
 def _offsets(messages: list[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
