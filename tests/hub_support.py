@@ -498,7 +498,7 @@ def running_hub(bootstrap: str, state_dir: Path, group: str) -> Iterator[Hub]:
         load_settings(bootstrap_servers=bootstrap, state_dir=state_dir, enforcer_group=group)
     )
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
-    registry.register(audit.load_audit_schema(settings.schemas_dir))
+    audit.register_audit_schemas(registry, settings.schemas_dir)
     subscriptions = load_subscriptions(settings.subscriptions_file, registry.signal_types())
     policy = EmbeddedPolicyEngine.from_dir(settings.policies_dir)
     master_key, version = load_master_key(settings)

@@ -76,8 +76,11 @@ def test_an_audit_record_fits_the_audit_schema_and_round_trips() -> None:
         delivery=audit.delivery_id(SIGNAL, "gemeente"),
     )
 
-    _, decoded = codec.decode(registry, codec.encode(registry, schema, record))
+    data = codec.encode(registry, schema, audit.audit_entry(SIGNAL, [record]))
+    _, entry = codec.decode(registry, data)
 
+    (decoded,) = audit.decisions_in(entry)
+    assert entry["signal_id"] == SIGNAL
     assert decoded == record
     assert decoded["decision_id"] == audit.decision_id(SIGNAL, "gemeente-openbare-orde", "sha256:a")
     assert decoded["source_offset"] == 42

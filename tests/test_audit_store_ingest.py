@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from kafka import KafkaProducer
 
 from audit_store_support import BACKENDS, StoreHandle, decision, store_handle
 from signalhub import codec
-from signalhub.audit import load_audit_schema
+from signalhub.audit import audit_entry, load_audit_schema
 from signalhub.audit_store.ingest import AuditIngestor, audit_registry
 from signalhub.broker import EmbeddedBroker
 from signalhub.config import load_settings
@@ -32,11 +33,12 @@ def registry() -> SchemaRegistry:
 
 
 def publish(bootstrap: str, topic: str, registry: SchemaRegistry, records: list[Record]) -> None:
+    """Each decision as the audit entry of its own signal, then one record that is no entry."""
     schema = load_audit_schema(load_settings().schemas_dir)
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
         for record in records:
-            value = codec.encode(registry, schema, record)
+            value = codec.encode(registry, schema, audit_entry(record["signal_id"], [record]))
             producer.send(topic, key=record["signal_id"].encode(), value=value)
         producer.send(topic, key=b"x", value=b"\x00 not an audit record")
         producer.flush()
@@ -107,3 +109,33 @@ def test_ingest_resumes_after_its_committed_offset(
     assert (resumed.read, resumed.inserted) == (4, 3)  # only what came after the commit
     assert handle.store.count() == 8
     assert [row[1] for row in snapshot(handle)] == [decision(n)["decision_id"] for n in range(1, 9)]
+
+
+def test_an_entry_holds_every_decision_of_its_signal_and_old_single_records_still_ingest(
+    handle: StoreHandle,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[..., str],
+    name_factory: Callable[[str], str],
+    registry: SchemaRegistry,
+) -> None:
+    topic = topic_factory("audit")
+    settings = load_settings()
+    entry_schema = load_audit_schema(settings.schemas_dir)
+    # One record per decision: what the enforcer wrote before audit entries existed.
+    single_schema = json.loads((settings.schemas_dir / "hub" / "audit_record.avsc").read_text())
+    three = [decision(n) for n in (1, 2, 3)]
+    old = decision(4)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        entry = audit_entry("signal-of-three", three)
+        producer.send(topic, value=codec.encode(registry, entry_schema, entry))
+        producer.send(topic, value=codec.encode(registry, single_schema, old))
+        producer.flush()
+    finally:
+        producer.close()
+    report = AuditIngestor(
+        handle.store, registry, broker.bootstrap_servers, group=name_factory("g"), topic=topic
+    ).run()
+    assert (report.read, report.decisions, report.inserted, report.undecodable) == (2, 4, 4, [])
+    stored = [row[1] for row in snapshot(handle)]
+    assert stored == [d["decision_id"] for d in [*three, old]]

@@ -185,6 +185,20 @@ def test_encode_refuses_fields_the_schema_lacks(registry: SchemaRegistry) -> Non
         encode(registry, signal.avro, record)
 
 
+def test_trusted_encode_writes_only_schema_fields_and_still_refuses_wrong_types(
+    registry: SchemaRegistry,
+) -> None:
+    signal = registry.signal("nuisance_report")
+    # A key the schema lacks is not checked for, and never written: it cannot reach a reader.
+    record = signal_record("nuisance_report", stray_note="STRAY-987654")
+    data = encode(registry, signal.avro, record, trusted=True)
+    assert b"STRAY-987654" not in data
+    assert "stray_note" not in decode(registry, data)[1]["payload"]
+    # A value of the wrong type is still refused, by the writer instead of the validator.
+    with pytest.raises(ValidationError, match=r"^record cannot be encoded"):
+        encode(registry, signal.avro, signal_record("nuisance_report", severity="3"), trusted=True)
+
+
 def test_envelope_errors_are_named_by_envelope_path(registry: SchemaRegistry) -> None:
     record = signal_record("debt_signal")
     record["envelope"]["observed_at"] = "yesterday"

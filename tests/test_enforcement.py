@@ -100,7 +100,9 @@ def _source(
 
 
 def _audits(registry: SchemaRegistry, outputs: list[Output]) -> list[dict[str, Any]]:
-    return [codec.decode(registry, o.value)[1] for o in outputs if o.topic == audit.AUDIT_TOPIC]
+    """The decision records of every audit entry among ``outputs``."""
+    entries = [codec.decode(registry, o.value)[1] for o in outputs if o.topic == audit.AUDIT_TOPIC]
+    return [decision for entry in entries for decision in audit.decisions_in(entry)]
 
 
 def _deliveries(outputs: list[Output]) -> dict[str, Output]:
@@ -145,6 +147,24 @@ def test_an_allowed_subscription_gets_a_delivery_and_an_allow_audit(
         assert row["decided_at"] == NOW
         assert row["fields_withheld"] == view["delivery"]["withheld"]
         assert set(row["fields_pseudonymised"]) <= set(view["payload"])
+
+
+def test_a_signal_s_decisions_travel_as_one_audit_entry_after_its_deliveries(
+    registry: SchemaRegistry, policy: EmbeddedPolicyEngine, subscriptions: Any
+) -> None:
+    topic, signal = _signal(registry, "F354", ernst="4")
+    outputs = _core(registry, policy, subscriptions).process(
+        _source(topic, _encoded(registry, signal))
+    )
+
+    assert outputs[-1].topic == audit.AUDIT_TOPIC
+    assert [o.topic for o in outputs].count(audit.AUDIT_TOPIC) == 1
+    signal_id = signal["envelope"]["signal_id"]
+    assert outputs[-1].key == signal_id.encode()
+    _, entry = codec.decode(registry, outputs[-1].value)
+    assert entry["signal_id"] == signal_id
+    assert {d["subscription_id"] for d in entry["decisions"]} == NUISANCE_SUBSCRIPTIONS
+    assert {d["signal_id"] for d in entry["decisions"]} == {signal_id}
 
 
 def test_a_denied_subscription_is_audited_and_receives_nothing(

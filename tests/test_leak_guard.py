@@ -29,7 +29,7 @@ from pseudonym_support import (
     source_record,
 )
 from signalhub import codec
-from signalhub.audit import AUDIT_TOPIC, load_audit_schema
+from signalhub.audit import AUDIT_TOPIC, decisions_in, register_audit_schemas
 from signalhub.broker import EmbeddedBroker, create_topics
 from signalhub.connector.definition import load_definitions
 from signalhub.delivery.catalog import ViewSchemaCatalog
@@ -133,7 +133,8 @@ def test_wrong_decision_is_blocked_reported_and_audited_in_process() -> None:
     for output in blocked:
         assert BSN.encode() not in output.value
         assert dict(output.headers)["signalhub.reason"] == b"leak_guard"
-    audits = [codec.decode(registry(), o.value)[1] for o in outputs if o.topic == AUDIT_TOPIC]
+    entries = [codec.decode(registry(), o.value)[1] for o in outputs if o.topic == AUDIT_TOPIC]
+    audits = [decision for entry in entries for decision in decisions_in(entry)]
     errors = [a for a in audits if a["outcome"] == "error"]
     assert len(errors) == 3
     assert all("a BSN-valid number in subject_bsn" in a["reasons"][0] for a in errors)
@@ -217,8 +218,9 @@ def test_wrong_decision_leaking_a_bsn_is_blocked_on_the_real_broker(broker: Embe
     assert all(header(m, "signalhub.reason") == "leak_guard" for m in blocked)
     assert all(BSN not in m.value.decode() + str(m.headers) for m in blocked)
     audit_registry = registry()
-    audit_registry.register(load_audit_schema(settings().schemas_dir))
-    audits = [codec.decode(audit_registry, m.value)[1] for m in _read(bootstrap, AUDIT_TOPIC)]
+    register_audit_schemas(audit_registry, settings().schemas_dir)
+    entries = [codec.decode(audit_registry, m.value)[1] for m in _read(bootstrap, AUDIT_TOPIC)]
+    audits = [decision for entry in entries for decision in decisions_in(entry)]
     mine = [a for a in audits if a["signal_id"] == signal_id]
     assert sorted(a["outcome"] for a in mine) == ["deny", "error", "error", "error"]
     for sink in sinks:

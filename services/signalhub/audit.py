@@ -3,16 +3,24 @@
 The record says who received (or was refused) what about which signal, why, and under which
 policy version. Subjects are referenced by pseudonyms in the hub's own audit domain, so that a
 subject-access request can be answered without the audit trail holding a BSN.
+
+On the ``audit`` topic a signal's decisions travel together, as one :func:`audit_entry`
+(``schemas/hub/audit_entry.avsc``): one Kafka record per signal instead of one per decision
+halves what the enforcer produces (bench/README.md). Readers expand an entry into its decision
+records with :func:`decisions_in`, which also reads the older one-record-per-decision form.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from signalhub.errors import RecordError
+from signalhub.schema import SchemaRegistry
 from signalhub.types import AvroSchema, Record
 
 __all__ = [
@@ -20,10 +28,13 @@ __all__ = [
     "AUDIT_TOPIC",
     "NO_SUBSCRIPTION",
     "DecisionContext",
+    "audit_entry",
     "audit_record",
     "decision_id",
+    "decisions_in",
     "delivery_id",
     "load_audit_schema",
+    "register_audit_schemas",
 ]
 
 AUDIT_TOPIC = "audit"
@@ -48,7 +59,38 @@ def decision_id(signal_id: str, subscription_id: str, policy_version: str) -> st
 
 
 def load_audit_schema(schemas_dir: Path) -> AvroSchema:
-    """The audit record's Avro schema (``schemas/hub/audit_record.avsc``)."""
+    """The schema of what the enforcer writes to the audit topic: an entry of decision records.
+
+    ``audit_entry.avsc`` names its item type; the definition from ``audit_record.avsc`` is put
+    in its place, so each file holds one record type and the parsed schema stands alone.
+    """
+    entry: AvroSchema = json.loads((schemas_dir / "hub" / "audit_entry.avsc").read_text("utf-8"))
+    decisions = next(f for f in entry["fields"] if f["name"] == "decisions")
+    decisions["type"]["items"] = _decision_schema(schemas_dir)
+    return entry
+
+
+def register_audit_schemas(registry: SchemaRegistry, schemas_dir: Path) -> None:
+    """Teach ``registry`` both forms on the audit topic: entries, and single decision records.
+
+    Single records are what the enforcer wrote before entries existed; a topic or a replay may
+    still hold them.
+    """
+    registry.register(load_audit_schema(schemas_dir))
+    registry.register(_decision_schema(schemas_dir))
+
+
+def decisions_in(record: Record) -> list[Record]:
+    """The decision records of a decoded audit-topic record (an entry, or one old record)."""
+    decisions = record.get("decisions")
+    if isinstance(decisions, list):
+        return decisions
+    if "decision_id" in record:
+        return [record]
+    raise RecordError("not an audit record: neither an audit entry nor a decision record")
+
+
+def _decision_schema(schemas_dir: Path) -> AvroSchema:
     schema: AvroSchema = json.loads((schemas_dir / "hub" / "audit_record.avsc").read_text("utf-8"))
     return schema
 
@@ -111,3 +153,8 @@ def audit_record(
         "observed_at": context.observed_at,
         "decided_at": decided_at,
     }
+
+
+def audit_entry(signal_id: str, decisions: Sequence[Record]) -> Record:
+    """The audit-topic record of one signal: all its decision records, ready to encode."""
+    return {"signal_id": signal_id, "decisions": list(decisions)}

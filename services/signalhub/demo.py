@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from signalhub import codec
-from signalhub.audit import AUDIT_TOPIC, load_audit_schema
+from signalhub.audit import AUDIT_TOPIC, decisions_in, register_audit_schemas
 from signalhub.broker import connect, create_topics
 from signalhub.bundling import ALERT_TYPE, progress
 from signalhub.bundling.store import store_path
@@ -292,7 +292,7 @@ class Accounting:
 
     def __init__(self, bootstrap: str, registry: SchemaRegistry, settings: Settings) -> None:
         self._registry = registry
-        registry.register(load_audit_schema(settings.schemas_dir))
+        register_audit_schemas(registry, settings.schemas_dir)
         self._consumer = open_consumer(bootstrap, client_id="signalhub-accounting")
         assign_topics(self._consumer, (AUDIT_TOPIC, DLQ_TOPIC, PARKED_TOPIC))
         self.audit: list[dict[str, Any]] = []
@@ -304,9 +304,10 @@ class Accounting:
         """Take in whatever arrived, until the topics stay quiet for ``idle_ms``."""
         for message in drain(self._consumer, idle_ms=idle_ms):
             if message.topic == AUDIT_TOPIC:
-                _, record = codec.decode(self._registry, message.value)
-                self.audit.append({key: to_json_value(value) for key, value in record.items()})
-                self.seen.add(record["signal_id"])
+                _, entry = codec.decode(self._registry, message.value)
+                for record in decisions_in(entry):
+                    self.audit.append({k: to_json_value(v) for k, v in record.items()})
+                self.seen.add(entry["signal_id"])
                 continue
             failure = _failure_json(message)
             (self.dead_letters if message.topic == DLQ_TOPIC else self.parked).append(failure)

@@ -2,9 +2,10 @@
 
 Decode and validate, take one policy decision for all active subscriptions of the signal's type,
 and per permitted subscription project, pseudonymise and encode a delivery; one audit record per
-decision. A record that cannot be processed becomes a dead letter (with its reason and original
-bytes); a signal whose policy cannot be evaluated is parked, not dropped, and nothing about it is
-delivered (fail closed). No faust here: the stream wiring lives in :mod:`signalhub.enforcer`.
+decision, all of a signal's records in one audit-topic entry after its deliveries. A record that
+cannot be processed becomes a dead letter (with its reason and original bytes); a signal whose
+policy cannot be evaluated is parked, not dropped, and nothing about it is delivered (fail
+closed). No faust here: the stream wiring lives in :mod:`signalhub.enforcer`.
 
 Error policy, in one place (:meth:`Enforcement.process`):
     DecodeError / ValidationError / oversized / wrong topic  -> dead letter, go on
@@ -171,19 +172,21 @@ class Enforcement:
         # Once per signal, shared by every delivery's scan.
         identifiers = SignalIdentifiers.of(schema, payload) if self._leak_guard else None
         outputs: list[Output] = []
+        decided: list[Record] = []
         for subscription in subscriptions:
-            outputs.extend(
-                self._apply(
-                    schema,
-                    envelope,
-                    payload,
-                    subscription,
-                    decisions[subscription.id],
-                    context,
-                    now,
-                    identifiers,
-                )
+            produced, decision_record = self._apply(
+                schema,
+                envelope,
+                payload,
+                subscription,
+                decisions[subscription.id],
+                context,
+                now,
+                identifiers,
             )
+            outputs.extend(produced)
+            decided.append(decision_record)
+        outputs.append(self._audit_output(context.signal_id, decided))
         return outputs
 
     # -- steps -------------------------------------------------------------------------------
@@ -247,41 +250,41 @@ class Enforcement:
         context: audit.DecisionContext,
         now: datetime,
         identifiers: SignalIdentifiers | None = None,
-    ) -> list[Output]:
+    ) -> tuple[list[Output], Record]:
+        """(the records to produce, the audit record of the decision) for one subscription."""
+
         def audited(
             outcome: str,
             legal_basis: str,
             projection: Projection | None = None,
             delivery: str | None = None,
             reasons: tuple[str, ...] = decision.reasons,
-        ) -> Output:
-            return self._audit_output(
-                audit.audit_record(
-                    context,
-                    subscription_id=subscription.id,
-                    subscriber=subscription.subscriber,
-                    purpose=subscription.purpose,
-                    legal_basis=legal_basis,
-                    policy_version=decision.policy_version,
-                    outcome=outcome,
-                    reasons=reasons,
-                    decided_at=now,
-                    clear=projection.clear if projection else (),
-                    pseudonymised=projection.pseudonymised if projection else (),
-                    withheld=projection.withheld
-                    if projection
-                    else tuple(spec.name for spec in schema.payload_fields),
-                    generalised=tuple(f"{name}={how}" for name, how in projection.generalised)
-                    if projection
-                    else (),
-                    pseudonym_domain=decision.domain if projection else None,
-                    delivery=delivery,
-                )
+        ) -> Record:
+            return audit.audit_record(
+                context,
+                subscription_id=subscription.id,
+                subscriber=subscription.subscriber,
+                purpose=subscription.purpose,
+                legal_basis=legal_basis,
+                policy_version=decision.policy_version,
+                outcome=outcome,
+                reasons=reasons,
+                decided_at=now,
+                clear=projection.clear if projection else (),
+                pseudonymised=projection.pseudonymised if projection else (),
+                withheld=projection.withheld
+                if projection
+                else tuple(spec.name for spec in schema.payload_fields),
+                generalised=tuple(f"{name}={how}" for name, how in projection.generalised)
+                if projection
+                else (),
+                pseudonym_domain=decision.domain if projection else None,
+                delivery=delivery,
             )
 
         if not decision.allow:
             self.stats.decisions["deny"] += 1
-            return [audited("deny", subscription.legal_basis)]
+            return [], audited("deny", subscription.legal_basis)
         projection = plan_projection(schema, decision)
         the_delivery_id = audit.delivery_id(context.signal_id, subscription.subscriber)
         view_payload = project_payload(
@@ -306,10 +309,10 @@ class Enforcement:
                     subscription.subscriber,
                     "; ".join(reasons),
                 )
-                return [
-                    _blocked_output(context, subscription, decision, the_delivery_id, reasons, now),
-                    audited("error", decision.legal_basis, projection, None, reasons),
-                ]
+                blocked = _blocked_output(
+                    context, subscription, decision, the_delivery_id, reasons, now
+                )
+                return [blocked], audited("error", decision.legal_basis, projection, None, reasons)
         view_schema = self._registry.view_schema(
             schema.signal_type,
             projection.clear,
@@ -330,7 +333,7 @@ class Enforcement:
             },
             "payload": view_payload,
         }
-        value = encode(self._registry, view_schema, view)
+        value = encode(self._registry, view_schema, view, trusted=True)
         outputs.append(
             delivery(
                 subscription.topic,
@@ -342,8 +345,7 @@ class Enforcement:
         )
         self.stats.decisions["allow"] += 1
         self.stats.deliveries[subscription.subscriber] += 1
-        outputs.append(audited("allow", decision.legal_basis, projection, the_delivery_id))
-        return outputs
+        return outputs, audited("allow", decision.legal_basis, projection, the_delivery_id)
 
     def _park(
         self,
@@ -356,26 +358,23 @@ class Enforcement:
         """Fail closed: deliver nothing, audit every subscription as an error, park the signal."""
         logger.warning("%s: policy evaluation failed, signal parked: %s", record.where(), exc)
         version = getattr(self._policy, "version", "unknown")
-        outputs = [
-            self._audit_output(
-                audit.audit_record(
-                    context,
-                    subscription_id=subscription.id,
-                    subscriber=subscription.subscriber,
-                    purpose=subscription.purpose,
-                    legal_basis=subscription.legal_basis,
-                    policy_version=str(version),
-                    outcome="error",
-                    reasons=(f"policy evaluation failed: {exc}",),
-                    decided_at=now,
-                )
+        decided = [
+            audit.audit_record(
+                context,
+                subscription_id=subscription.id,
+                subscriber=subscription.subscriber,
+                purpose=subscription.purpose,
+                legal_basis=subscription.legal_basis,
+                policy_version=str(version),
+                outcome="error",
+                reasons=(f"policy evaluation failed: {exc}",),
+                decided_at=now,
             )
             for subscription in subscriptions
         ]
         self.stats.decisions["error"] += len(subscriptions)
         self.stats.parked += 1
-        outputs.append(parked(record, str(exc), now))
-        return outputs
+        return [self._audit_output(context.signal_id, decided), parked(record, str(exc), now)]
 
     def _no_subscription(self, context: audit.DecisionContext) -> Output:
         """A signal nobody subscribed to is still accounted for, as a denial."""
@@ -391,7 +390,7 @@ class Enforcement:
             reasons=("no active subscription for this signal type",),
             decided_at=self._clock(),
         )
-        return self._audit_output(record)
+        return self._audit_output(context.signal_id, [record])
 
     def _view_schema_outputs(self, view_schema: AvroSchema) -> list[Output]:
         """Publish a view schema once per process, before the first delivery that needs it."""
@@ -402,9 +401,11 @@ class Enforcement:
         text = canonical_json(view_schema)
         return [Output(VIEW_SCHEMA_TOPIC, fingerprint.hex().encode(), text.encode())]
 
-    def _audit_output(self, record: Record) -> Output:
-        value = encode(self._registry, self._audit_schema, record)
-        return Output(audit.AUDIT_TOPIC, record["signal_id"].encode(), value)
+    def _audit_output(self, signal_id: str, decided: Sequence[Record]) -> Output:
+        """One audit-topic record holding every decision taken about the signal."""
+        entry = audit.audit_entry(signal_id, decided)
+        value = encode(self._registry, self._audit_schema, entry, trusted=True)
+        return Output(audit.AUDIT_TOPIC, signal_id.encode(), value)
 
 
 class _RejectedError(RecordError):

@@ -1,10 +1,10 @@
 """The audit store: the tamper-evident disclosure log behind ``signalhub audit`` (docs/audit.md).
 
-Flow: the enforcer writes one audit record per decision to the ``audit`` topic; :mod:`.ingest`
-appends them to the hash-chained :mod:`.store`; :mod:`.chain` verifies it; :mod:`.queries`
-answers subject-access and filter questions with LDV field names; :mod:`.reconcile` checks
-completeness against the delivery topics; :mod:`.retention` removes what has expired and records
-that it did. This is the public surface; the rest is internal.
+Flow: the enforcer writes one audit record per decision to the ``audit`` topic, a signal's
+decisions together in one entry; :mod:`.ingest` appends them to the hash-chained :mod:`.store`;
+:mod:`.chain` verifies it; :mod:`.queries` answers subject-access and filter questions with LDV
+field names; :mod:`.reconcile` checks completeness against the delivery topics; :mod:`.retention`
+removes what has expired and records that it did. This is the public surface; the rest is internal.
 """
 
 from signalhub.audit_store.backends import PostgresAuditStore, SqliteAuditStore, open_store

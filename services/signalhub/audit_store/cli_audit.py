@@ -105,7 +105,7 @@ def reconcile_command() -> None:
             delivery_retention_days=settings.delivery_retention_days,
         )
     click.echo(
-        f"{report.audit_on_topic} audit records on the topic, {report.decisions_in_store} in the "
+        f"{report.audit_on_topic} decisions on the audit topic, {report.decisions_in_store} in the "
         f"store, {report.signals} signals, {report.deliveries} deliveries "
         f"({report.duplicate_deliveries} repeated)"
     )
@@ -173,7 +173,8 @@ def ingest(follow: bool, replay: bool) -> None:
         )
         report = ingestor.run(follow=follow, replay=replay)
     click.echo(
-        f"{report.read} read, {report.inserted} stored, {report.duplicates} already stored, "
+        f"{report.read} read ({report.decisions} decisions), {report.inserted} stored, "
+        f"{report.duplicates} already stored, "
         f"{len(report.undecodable)} undecodable"
     )
     for where in report.undecodable:

@@ -1,7 +1,8 @@
 """Consume the ``audit`` topic into the audit store: at-least-once, idempotent, resumable.
 
-Records are read in batches, appended to the store in one transaction, and only then is the
-consumer group's offset committed. A crash between the two re-reads the batch, and the store
+Records are read in batches, each expanded into its decisions (an audit entry holds all of one
+signal's), appended to the store in one transaction, and only then is the consumer group's offset
+committed. A crash between the two re-reads the batch, and the store
 skips what it already holds (same ``decision_id``), so nothing is lost and nothing is doubled;
 reading the whole topic again (``replay``) leaves the store as it was.
 
@@ -23,7 +24,7 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from signalhub import codec
-from signalhub.audit import AUDIT_TOPIC, load_audit_schema
+from signalhub.audit import AUDIT_TOPIC, decisions_in, register_audit_schemas
 from signalhub.audit_store.store import AuditStore
 from signalhub.config import Settings
 from signalhub.errors import RecordError, UnknownSchemaError
@@ -41,18 +42,20 @@ BATCH_SIZE = 500
 
 @dataclass
 class IngestReport:
-    """What one ingest run did; ``read == inserted + duplicates + len(undecodable)``."""
+    """What one ingest run did: topic records read (``undecodable`` among them), and what
+    became of the decisions they held, ``decisions == inserted + duplicates``."""
 
     read: int = 0
+    decisions: int = 0
     inserted: int = 0
     duplicates: int = 0
     undecodable: list[str] = field(default_factory=list)
 
 
 def audit_registry(settings: Settings) -> SchemaRegistry:
-    """A schema registry that knows the audit record schema (for decoding the topic)."""
+    """A schema registry that knows the audit topic's schemas (for decoding the topic)."""
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
-    registry.register(load_audit_schema(settings.schemas_dir))
+    register_audit_schemas(registry, settings.schemas_dir)
     return registry
 
 
@@ -134,14 +137,14 @@ class AuditIngestor:
             where = f"{message.topic}[{message.partition}]@{message.offset}"
             try:
                 _, record = codec.decode(self._registry, bytes(message.value or b""))
-                if "decision_id" not in record:
-                    raise RecordError("not an audit record")
+                decisions = decisions_in(record)
             except (RecordError, UnknownSchemaError):
                 report.undecodable.append(where)
                 continue
-            records.append(record)
+            records.extend(decisions)
         result = self._store.append(records)
         report.read += len(messages)
+        report.decisions += len(records)
         report.inserted += result.inserted
         report.duplicates += result.duplicates
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -151,12 +154,13 @@ class AuditIngestor:
         consumer.commit(offsets)
         first, last = messages[0], messages[-1]
         logger.info(
-            "%s[%d]@%d..%d: %d audit records, %d new, head seq %d",
+            "%s[%d]@%d..%d: %d audit records, %d decisions, %d new, head seq %d",
             first.topic,
             first.partition,
             first.offset,
             last.offset,
             len(messages),
+            len(records),
             result.inserted,
             result.head_seq,
         )

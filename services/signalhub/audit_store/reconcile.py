@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from signalhub import codec
-from signalhub.audit import AUDIT_TOPIC, NO_SUBSCRIPTION
+from signalhub.audit import AUDIT_TOPIC, NO_SUBSCRIPTION, decisions_in
 from signalhub.audit_store.store import DECISION, AuditStore
 from signalhub.errors import RecordError, UnknownSchemaError
 from signalhub.schema import SchemaRegistry
@@ -53,6 +53,7 @@ class Gap:
 class ReconcileReport:
     """What was compared, and every gap found."""
 
+    #: decisions found on the audit topic (an audit entry holds all of one signal's)
     audit_on_topic: int = 0
     decisions_in_store: int = 0
     signals: int = 0
@@ -124,21 +125,23 @@ def _check_ingested(
             where = f"{message.topic}[{message.partition}]@{message.offset}"
             try:
                 _, record = codec.decode(registry, bytes(message.value or b""))
+                decisions = decisions_in(record)
             except (RecordError, UnknownSchemaError) as exc:
                 report.gaps.append(Gap("undecodable_audit", where, str(exc)))
                 continue
-            report.audit_on_topic += 1
-            decision_id = str(record["decision_id"])
-            if decision_id not in in_store and decision_id not in seen:
-                report.gaps.append(
-                    Gap(
-                        "not_ingested",
-                        where,
-                        f"decision {decision_id} is not in the audit store — "
-                        "run `signalhub audit ingest`",
+            for decision in decisions:
+                report.audit_on_topic += 1
+                decision_id = str(decision["decision_id"])
+                if decision_id not in in_store and decision_id not in seen:
+                    report.gaps.append(
+                        Gap(
+                            "not_ingested",
+                            where,
+                            f"decision {decision_id} is not in the audit store — "
+                            "run `signalhub audit ingest`",
+                        )
                     )
-                )
-            seen.add(decision_id)
+                seen.add(decision_id)
     finally:
         consumer.close()
 
