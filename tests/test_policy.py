@@ -277,6 +277,28 @@ def test_memo_is_bounded_lru(engine: EmbeddedPolicyEngine) -> None:
     assert (memo.hits, memo.misses) == (2, 4)
 
 
+def test_a_warmed_memo_answers_those_inputs_without_evaluating(
+    engine: EmbeddedPolicyEngine,
+) -> None:
+    memo = MemoisedPolicy(engine, maxsize=10_000)
+    corpus = _corpus(seed=3, size=100)
+    broken = build_input("drug_signal", "politie", {}, subscriptions_for("drug_signal"), TODAY)
+    del broken["signal"]  # the policy cannot decide this one: left out, not cached
+    distinct = {json.dumps(i, sort_keys=True) for i in corpus}
+    assert memo.warm([*corpus, broken]) == len(distinct)
+    assert memo.warm(corpus) == 0  # already held
+    for policy_input in corpus:
+        assert memo.decide(policy_input) == engine.decide(policy_input)
+    assert (memo.hits, memo.misses, len(memo)) == (len(corpus), 0, len(distinct))
+
+
+def test_a_warm_up_stops_when_told(engine: EmbeddedPolicyEngine) -> None:
+    memo = MemoisedPolicy(engine, maxsize=10_000)
+    calls = iter(range(1_000))
+    assert memo.warm(_corpus(seed=4, size=50), keep_going=lambda: next(calls) < 5) == 5
+    assert len(memo) == 5
+
+
 def test_memo_returns_copies(engine: EmbeddedPolicyEngine) -> None:
     memo = MemoisedPolicy(engine)
     policy_input = _corpus(seed=1, size=1)[0]

@@ -154,6 +154,21 @@ def test_switch_replaces_engine_and_memo_at_once(tmp_path: Path) -> None:
     assert (policy.active.hits, policy.active.misses) == (0, 1)
 
 
+def test_every_memo_put_in_force_is_warmed_in_the_background(tmp_path: Path) -> None:
+    old = EmbeddedPolicyEngine.from_dir(POLICIES)
+    new = EmbeddedPolicyEngine.from_dir(
+        add_clear_field(copy_policies(tmp_path / "p"), AGREEMENT, "address")
+    )
+    policy = SwitchablePolicy(old, warm_with=lambda: [NUISANCE])
+    assert policy.wait_warm(30)
+    assert len(policy.active) == 1
+    policy.switch(new)
+    assert policy.wait_warm(30)
+    decision = policy.decide(NUISANCE)["gemeente-openbare-orde"]
+    assert decision.policy_version == new.version  # the warmed memo is the new version's
+    assert (policy.active.hits, policy.active.misses) == (1, 0)
+
+
 def test_watcher_switches_to_a_published_bundle_and_fails_closed_on_a_bad_one(
     tmp_path: Path,
 ) -> None:

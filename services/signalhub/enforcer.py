@@ -17,7 +17,8 @@ but never loses a signal.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -27,6 +28,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from signalhub import audit
 from signalhub.broker import create_topics
 from signalhub.config import Settings
+from signalhub.connector.definition import load_definitions
 from signalhub.enforcement import Enforcement
 from signalhub.keys import load_key_ring
 from signalhub.metrics import serve_enforcer_metrics
@@ -37,10 +39,12 @@ from signalhub.outputs import (
     VIEW_SCHEMA_TOPIC,
     SourceRecord,
 )
+from signalhub.policy_corpus import policy_corpus
 from signalhub.policy_switch import PolicyWatcher, SwitchablePolicy, engine_from_settings
 from signalhub.pseudonym import Pseudonymiser
 from signalhub.schema import SchemaRegistry
 from signalhub.subscriptions import by_signal_type, load_subscriptions, subscribers
+from signalhub.types import JSON
 from signalhub.vault import Vault, VaultSink
 
 __all__ = [
@@ -57,6 +61,11 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 #: How long a batch waits to fill before it is processed anyway (seconds).
 BATCH_WITHIN_S = 0.01
+#: The producer gathers records this long and up to this size per partition before a request:
+#: a 500-signal batch fans out to ~1,700 records, and faust's defaults (no linger, 16 KB) sent
+#: them as hundreds of small produce requests (bench/README.md).
+PRODUCER_LINGER_S = 0.005
+PRODUCER_BATCH_BYTES = 512 * 1024
 
 
 class _ShortFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -103,6 +112,8 @@ def new_faust_app(settings: Settings, bootstrap_servers: str, group: str) -> fau
         broker_heartbeat_interval=1.0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=PRODUCER_LINGER_S,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         topic_allow_declare=False,
         topic_disable_leader=True,
     )
@@ -113,13 +124,26 @@ def new_faust_app(settings: Settings, bootstrap_servers: str, group: str) -> fau
 def build_enforcement(settings: Settings) -> Enforcement:
     """The pure core, configured from files and keys (no broker needed)."""
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
-    subscriptions = load_subscriptions(settings.subscriptions_file, registry.signal_types())
+    subscriptions = by_signal_type(
+        load_subscriptions(settings.subscriptions_file, registry.signal_types())
+    )
+
+    def every_policy_input() -> Iterator[JSON]:
+        """What the memo is warmed with: the inputs the connectors' signals can give today."""
+        agencies: dict[str, list[str]] = {}
+        for definition in load_definitions(settings.connectors_dir).values():
+            for signal_type in definition.signal_types():
+                agencies.setdefault(signal_type, []).append(definition.agency)
+        today = datetime.now(UTC).date()
+        cases = policy_corpus(registry, subscriptions, today, sources=agencies)
+        return (case.policy_input for case in cases)
+
     # The files in policies/ until the watcher (build_enforcer_app) applies a published version.
-    policy = SwitchablePolicy(engine_from_settings(settings))
+    policy = SwitchablePolicy(engine_from_settings(settings), warm_with=every_policy_input)
     ring = load_key_ring(settings)
     return Enforcement(
         registry,
-        by_signal_type(subscriptions),
+        subscriptions,
         policy,
         Pseudonymiser(ring.key(), ring.current),
         audit.load_audit_schema(settings.schemas_dir),

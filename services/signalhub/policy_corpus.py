@@ -95,18 +95,25 @@ def policy_corpus(
     today: date,
     *,
     signal_types: Sequence[str] | None = None,
+    sources: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[CorpusCase]:
-    """The corpus inputs, type by type, each with every active subscription of its type."""
+    """The corpus inputs, type by type, each with every active subscription of its type.
+
+    ``sources`` names, per signal type, the agencies to enumerate as the signal's source
+    (default: one, :data:`CORPUS_SOURCE`); the enforcer warms its memo with its connectors'.
+    """
     for signal_type in signal_types or registry.signal_types():
         subs = [s.policy_view() for s in subscriptions.get(signal_type, ()) if s.active]
         if not subs:
             continue
+        agencies = (sources or {}).get(signal_type) or (CORPUS_SOURCE,)
         for attributes in attribute_space(registry.signal(signal_type)):
-            yield CorpusCase(
-                signal_type,
-                attributes,
-                build_input(signal_type, CORPUS_SOURCE, attributes, subs, today),
-            )
+            for agency in agencies:
+                yield CorpusCase(
+                    signal_type,
+                    attributes,
+                    build_input(signal_type, agency, attributes, subs, today),
+                )
 
 
 def compare_engines(

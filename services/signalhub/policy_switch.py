@@ -11,12 +11,16 @@ is still the version its publisher put in force, so the hub fails closed: it swi
 :class:`BrokenPolicy` that denies and parks everything until a fixed version is published. The
 alternative — keep deciding with the previous version — could keep disclosing what the new
 version was published to withhold.
+
+Each memo put in force is warmed from a daemon thread (``warm_with``: the enumerable policy
+inputs), so the first signals after a start or a switch do not each pay a full OPA evaluation.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from signalhub.config import Settings
@@ -49,11 +53,26 @@ MEMO_SIZE = 4096
 
 
 class SwitchablePolicy:
-    """The policy in force, replaceable while decisions are being made."""
+    """The policy in force, replaceable while decisions are being made.
 
-    def __init__(self, engine: PolicyEngine, *, memo_size: int = MEMO_SIZE) -> None:
+    ``warm_with`` gives the policy inputs to evaluate ahead of the stream; each memo put in force
+    is warmed from them on a daemon thread (the OPA call releases the GIL, and the engine
+    serialises its evaluations, so this is safe while the enforcer decides). A warm-up stops
+    when its memo is replaced.
+    """
+
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        *,
+        memo_size: int = MEMO_SIZE,
+        warm_with: Callable[[], Iterable[JSON]] | None = None,
+    ) -> None:
         self._memo_size = memo_size
+        self._warm_with = warm_with
         self._active = MemoisedPolicy(engine, memo_size)
+        self._warming: threading.Thread | None = None
+        self._warm(self._active)
 
     @property
     def version(self) -> str:
@@ -71,6 +90,30 @@ class SwitchablePolicy:
     def switch(self, engine: PolicyEngine) -> None:
         """Put ``engine`` in force with a fresh memo, as one reference swap."""
         self._active = MemoisedPolicy(engine, self._memo_size)
+        self._warm(self._active)
+
+    def wait_warm(self, timeout_s: float | None = None) -> bool:
+        """Block until the latest warm-up ended (True), or ``timeout_s`` passed (False)."""
+        warming = self._warming
+        if warming is not None:
+            warming.join(timeout_s)
+        return warming is None or not warming.is_alive()
+
+    def _warm(self, memo: MemoisedPolicy) -> None:
+        if self._warm_with is None:
+            return
+        inputs = self._warm_with
+
+        def run() -> None:
+            try:
+                count = memo.warm(inputs(), keep_going=lambda: self._active is memo)
+            except Exception:  # a warm-up is an optimisation: a failure must not stop anything
+                logger.exception("warming the policy memo failed; decisions are unaffected")
+                return
+            logger.info("policy %s: memo warmed with %d inputs", memo.version, count)
+
+        self._warming = threading.Thread(target=run, name="signalhub-policy-warm", daemon=True)
+        self._warming.start()
 
 
 class BrokenPolicy:
