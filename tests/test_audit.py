@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from signalhub import audit, codec
 from signalhub.config import load_settings
@@ -49,6 +53,15 @@ def test_decision_ids_are_stable_and_change_with_subscription_and_policy_version
     }
     assert one not in others
     assert len(others) == 3
+
+
+@given(st.text(max_size=80), st.text(max_size=20))
+def test_ids_are_rfc_4122_version_5_uuids_of_their_names(signal_id: str, other: str) -> None:
+    namespace = uuid.UUID("6f1d2c1e-5b7a-4c1e-9a53-5f1a0b2f7d10")
+    expected = uuid.uuid5(namespace, f"delivery/{signal_id}/{other}")
+    assert audit.delivery_id(signal_id, other) == str(expected)
+    expected = uuid.uuid5(namespace, f"decision/{signal_id}/{other}/v1")
+    assert audit.decision_id(signal_id, other, "v1") == str(expected)
 
 
 def test_decision_and_delivery_ids_never_collide() -> None:
