@@ -64,3 +64,15 @@ def test_rotation_changes_pseudonyms_and_the_mapping_is_exact(
         assert before != after
         assert mapping[before] == after  # exact: every old pseudonym maps to its new one
     assert len(set(mapping.values())) == len(mapping)  # and no two people merge
+
+
+@given(key=KEYS, domain=DOMAINS, kind=KINDS, values=st.lists(VALUES, min_size=1, max_size=5))
+def test_remembered_pseudonyms_are_the_ones_made_afresh(
+    key: bytes, domain: str, kind: str, values: list[str]
+) -> None:
+    remembering = Pseudonymiser(key, 2)
+    first = [remembering.pseudonym(domain, kind, value) for value in values]
+    again = [remembering.pseudonym(domain, kind, value) for value in reversed(values)]
+    assert again == first[::-1]
+    assert first == [Pseudonymiser(key, 2).pseudonym(domain, kind, value) for value in values]
+    assert all(pseudonym_key_version(p) == 2 for p in first)

@@ -92,6 +92,24 @@ def test_vault_with_another_key_cannot_read(vault: Vault) -> None:
         other.identifier("politie", _pseudonym("politie"))
 
 
+def test_vault_writes_a_batch_in_one_fully_synced_transaction(tmp_path: Path) -> None:
+    vault = Vault(tmp_path / "vault.sqlite", VAULT_KEY)
+    statements: list[str] = []
+    vault.db.set_trace_callback(statements.append)
+    pseudonymiser = Pseudonymiser(KEY)
+    values = ["111222333", "123456782", "Piet de Vries"]
+    vault.put_many(
+        [("politie", "bsn", v, pseudonymiser.pseudonym("politie", "bsn", v)) for v in values]
+    )
+    vault.db.set_trace_callback(None)
+    assert (statements[0], statements[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
+    assert statements.count("COMMIT") == 1
+    assert vault.db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    # another connection (another worker, or this one after a crash) sees every row
+    with sqlite3.connect(vault.path) as other:
+        assert other.execute("SELECT count(*) FROM pseudonyms").fetchone() == (3,)
+
+
 def test_vault_key_file_must_be_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "vault.key"
     assert ensure_vault_key(path)

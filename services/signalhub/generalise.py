@@ -23,6 +23,7 @@ out what the structured fields withhold.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -58,6 +59,7 @@ WITHHELD_MARK = "[withheld]"
 BSN_IN_TEXT = re.compile(r"(?<![0-9])[0-9](?:[ .\-]?[0-9]){8}(?![0-9])")
 _POSTCODE = re.compile(r"(?<![0-9])([1-9][0-9]{3})\s?[A-Za-z]{2}(?![A-Za-z])")
 _BUURTCODE = re.compile(r"^BU[0-9]{8}$")
+_BSN_GROUPING = re.compile(r"[ .\-]")
 
 
 def is_bsn(digits: str) -> bool:
@@ -135,12 +137,40 @@ def scrub_free_text(
     """
 
     def replace_bsn(match: re.Match[str]) -> str:
-        digits = re.sub(r"[ .\-]", "", match.group(0))
+        digits = _BSN_GROUPING.sub("", match.group(0))
         return bsn_pseudonym(digits) if is_bsn(digits) else match.group(0)
 
     scrubbed = BSN_IN_TEXT.sub(replace_bsn, text)
     for identifier, replacement in sorted(hidden, key=lambda pair: -len(pair[0])):
         if identifier.strip():
-            pattern = re.compile(re.escape(identifier.strip()), re.IGNORECASE)
-            scrubbed = pattern.sub((replacement or WITHHELD_MARK).replace("\\", r"\\"), scrubbed)
+            scrubbed = _replace_all(scrubbed, identifier.strip(), replacement or WITHHELD_MARK)
     return scrubbed
+
+
+def _replace_all(text: str, identifier: str, replacement: str) -> str:
+    """``text`` with every occurrence of ``identifier`` replaced, matched like ``re.IGNORECASE``.
+
+    Compiling a pattern per identifier was the cost of scrubbing (the identifiers differ per
+    signal, so the ``re`` cache misses). When both strings are ASCII, ASCII lower-casing gives
+    exactly the matches of the ignore-case pattern (the non-ASCII look-alikes it also accepts,
+    such as the Kelvin sign for ``k``, cannot occur), so plain ``str.find`` does it.
+    """
+    if not (text.isascii() and identifier.isascii()):
+        return _ignore_case(identifier).sub(lambda _: replacement, text)
+    folded, needle = text.lower(), identifier.lower()
+    start = folded.find(needle)
+    if start < 0:
+        return text
+    parts: list[str] = []
+    end = 0
+    while start >= 0:
+        parts += (text[end:start], replacement)
+        end = start + len(needle)
+        start = folded.find(needle, end)
+    parts.append(text[end:])
+    return "".join(parts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ignore_case(identifier: str) -> re.Pattern[str]:
+    return re.compile(re.escape(identifier), re.IGNORECASE)

@@ -13,15 +13,16 @@ the decision for the two things that must never leave in clear:
 Pseudonymised fields hold pseudonyms made by the hub and are not scanned; pseudonyms inside free
 text are cut out before the scan, so their base32 digits cannot look like a BSN. Only strings
 are scanned, and the signal's identifiers are prepared once per signal
-(:meth:`SignalIdentifiers.of`), so the check stays cheap on the hot path. A finding names the
-field and the kind of identifier, never the value.
+(:meth:`SignalIdentifiers.of`), as is each string delivered (most reach several deliveries
+unchanged), so the check stays cheap on the hot path. A finding names the field and the kind of
+identifier, never the value.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from signalhub.generalise import BSN_IN_TEXT, is_bsn
 from signalhub.projection import Projection, identifier_values
@@ -35,7 +36,6 @@ MIN_NEEDLE = 5
 _COMPACT_KINDS = frozenset({"bsn", "postcode", "phone"})
 _PSEUDONYM_TOKEN = re.compile(r"pn1\.k[0-9]+\.[a-z2-7]{32}")
 _SEPARATORS = re.compile(r"[\s.\-]+")
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,24 @@ class _Needle:
 
 
 @dataclass(frozen=True)
+class _Prepared:
+    """A delivered string as the scan needs it (pseudonyms cut out)."""
+
+    has_bsn: bool
+    loose: str
+    compact: str
+
+
+@dataclass(frozen=True)
 class SignalIdentifiers:
     """The signal's own identifiers, normalised once per signal for every delivery's scan."""
 
     needles: tuple[_Needle, ...]
+    #: Delivered strings already prepared, per signal: a clear field reaches every delivery
+    #: that discloses it as the same string, so it is prepared once, not once per delivery.
+    _prepared: dict[str, _Prepared] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, schema: SignalSchema, payload: Record) -> SignalIdentifiers:
@@ -74,6 +88,12 @@ class SignalIdentifiers:
             if len(text) >= MIN_NEEDLE:
                 needles.append(_Needle(name, kind, text))
         return cls(tuple(needles))
+
+    def prepared(self, text: str) -> _Prepared:
+        found = self._prepared.get(text)
+        if found is None:
+            found = self._prepared[text] = _prepare(text)
+        return found
 
 
 def scan_delivery(
@@ -91,23 +111,26 @@ def scan_delivery(
     for name, value in view_payload.items():
         if name in skip:
             continue
-        for text in _strings(value):
-            leaks.extend(_scan_text(name, text, watched))
+        for text in (value,) if isinstance(value, str) else _strings(value):
+            leaks.extend(_scan_text(name, identifiers.prepared(text), watched))
     return leaks
 
 
-def _scan_text(name: str, text: str, watched: list[_Needle]) -> Iterator[Leak]:
+def _prepare(text: str) -> _Prepared:
     if "pn1." in text:
         text = _PSEUDONYM_TOKEN.sub(" ", text)
-    for match in BSN_IN_TEXT.finditer(text):
-        if is_bsn(_SEPARATORS.sub("", match.group(0))):
-            yield Leak(name, "a BSN-valid number")
-            break
-    if not watched:
-        return
-    loose, compact = _loose(text), _compact(text)
+    # Most strings hold no nine-digit run at all; one search says so before any digit is checked.
+    has_bsn = BSN_IN_TEXT.search(text) is not None and any(
+        is_bsn(_SEPARATORS.sub("", match.group(0))) for match in BSN_IN_TEXT.finditer(text)
+    )
+    return _Prepared(has_bsn, _loose(text), _compact(text))
+
+
+def _scan_text(name: str, text: _Prepared, watched: list[_Needle]) -> Iterator[Leak]:
+    if text.has_bsn:
+        yield Leak(name, "a BSN-valid number")
     for needle in watched:
-        if needle.text in (compact if needle.compact else loose):
+        if needle.text in (text.compact if needle.compact else text.loose):
             yield Leak(name, f"the {needle.kind} of {needle.source_field}")
 
 
@@ -122,9 +145,12 @@ def _strings(value: object) -> Iterator[str]:
             yield from _strings(item)
 
 
+# str.split() splits at exactly the characters ``\s`` matches in a str pattern (checked over every
+# code point), so these equal ``re.sub(r"\s+", " ", text).strip()`` and ``re.sub(r"[\s.\-]+", "",
+# text)`` of the case-folded text, at a third of the cost.
 def _loose(text: str) -> str:
-    return _SPACES.sub(" ", text.casefold()).strip()
+    return " ".join(text.casefold().split())
 
 
 def _compact(text: str) -> str:
-    return _SEPARATORS.sub("", text.casefold())
+    return "".join(text.casefold().split()).replace(".", "").replace("-", "")

@@ -17,6 +17,7 @@ re-identification vault), so the core stays free of I/O.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
@@ -58,6 +59,13 @@ class Projection:
 
 def plan_projection(schema: SignalSchema, decision: Decision) -> Projection:
     """Sort the schema's payload fields by what the decision permits (schema order kept)."""
+    return _plan(schema, decision)
+
+
+# Planned per delivery, but a policy gives the same few decisions over and over: both arguments
+# are immutable (a schema hashes by identity, a decision by value), so the plan is reused.
+@functools.lru_cache(maxsize=4096)
+def _plan(schema: SignalSchema, decision: Decision) -> Projection:
     pseudonymise = set(decision.pseudonymise)
     generalise = {
         name: method for name, method in decision.generalise.items() if name not in pseudonymise

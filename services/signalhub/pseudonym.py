@@ -48,6 +48,8 @@ _PSEUDONYM = re.compile(r"^pn1\.k([1-9][0-9]*)\.([a-z2-7]{32})$")
 _COMPACT_KINDS = frozenset({"bsn", "postcode"})
 _COMPACT = re.compile(r"[\s.\-]+")
 _SPACES = re.compile(r"\s+")
+#: Pseudonyms one :class:`Pseudonymiser` keeps in memory; the cache is emptied when full.
+_REMEMBER = 65_536
 
 
 def normalise(kind: str, value: str) -> str:
@@ -66,7 +68,11 @@ def normalise(kind: str, value: str) -> str:
 
 
 class Pseudonymiser:
-    """Makes pseudonyms with one master key version; derived domain keys are cached."""
+    """Makes pseudonyms with one master key version; domain keys and recent pseudonyms are cached.
+
+    A pseudonym depends only on the key, the domain, the kind and the value, so the cache of
+    pseudonyms made is exact; it belongs to this instance, hence to this one key version.
+    """
 
     def __init__(self, master_key: bytes, key_version: int = 1) -> None:
         if len(master_key) < MIN_KEY_BYTES:
@@ -78,29 +84,41 @@ class Pseudonymiser:
             raise KeyProviderError("key version must be a positive integer")
         self._master = bytes(master_key)
         self.key_version = key_version
-        self._domain_keys: dict[str, bytes] = {}
+        self._prefix = f"{_SCHEME}.k{key_version}."
+        self._domain_macs: dict[str, hmac.HMAC] = {}
+        self._made: dict[tuple[str, str, str], str] = {}
 
     def __repr__(self) -> str:  # never show the key
         return f"Pseudonymiser(key_version={self.key_version})"
 
     def pseudonym(self, domain: str, kind: str, value: str) -> str:
         """The pseudonym of ``value`` (a pii ``kind`` such as ``"bsn"``) in ``domain``."""
-        message = kind.encode() + b"\0" + normalise(kind, value).encode("utf-8")
-        digest = hmac.new(self._domain_key(domain), message, hashlib.sha256).digest()
-        body = base64.b32encode(digest[:_DIGEST_BYTES]).decode("ascii").lower()
-        return f"{_SCHEME}.k{self.key_version}.{body}"
+        cache_key = (domain, kind, value)
+        made = self._made.get(cache_key)
+        if made is None:
+            # Copying a keyed HMAC skips hashing the key pads again, which hmac.new does per call.
+            mac = self._domain_mac(domain).copy()
+            mac.update(kind.encode() + b"\0" + normalise(kind, value).encode("utf-8"))
+            body = base64.b32encode(mac.digest()[:_DIGEST_BYTES]).decode("ascii").lower()
+            made = self._prefix + body
+            if len(self._made) >= _REMEMBER:
+                self._made.clear()
+            self._made[cache_key] = made
+        return made
 
-    def _domain_key(self, domain: str) -> bytes:
-        key = self._domain_keys.get(domain)
-        if key is None:
+    def _domain_mac(self, domain: str) -> hmac.HMAC:
+        """An HMAC-SHA256 keyed with the domain key, fed nothing: copy it, never update it."""
+        mac = self._domain_macs.get(domain)
+        if mac is None:
             if not _DOMAIN.match(domain):
                 raise ValueError("pseudonym domain must match [a-z0-9][a-z0-9_-]{0,62}")
             info = b"signalhub/pseudonym/" + domain.encode() + b"/k%d" % self.key_version
             key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
                 self._master
             )
-            self._domain_keys[domain] = key
-        return key
+            mac = hmac.new(key, digestmod=hashlib.sha256)
+            self._domain_macs[domain] = mac
+        return mac
 
 
 def pseudonym_key_version(pseudonym: str) -> int:
