@@ -362,3 +362,20 @@ def test_reprocessing_a_signal_gives_the_same_delivery_ids_and_bytes(
         (row["decision_id"], row["delivery_id"]) for row in _audits(registry, after_restart)
     ]
     assert len({decision for decision, _ in ids}) == len(ids)
+
+
+def test_the_counting_journal_is_kept_only_when_asked_for(
+    registry: SchemaRegistry, policy: EmbeddedPolicyEngine, subscriptions: Any
+) -> None:
+    topic, signal = _signal(registry, "F354", ernst="4")
+    core = _core(registry, policy, subscriptions)
+    core.process(_source(topic, _encoded(registry, signal)))
+    assert core.stats.journal is None  # nothing grows without a reader
+    core.stats.journal = []
+    core.process(_source(topic, _encoded(registry, signal), offset=8))
+    counted = core.stats.journal
+    assert ("signals", "nuisance_report", 1) in counted
+    delivered = sorted(label for counter, label, _ in counted if counter == "deliveries")
+    again = core.process(_source(topic, _encoded(registry, signal)))
+    assert delivered == sorted(_deliveries(again))
+    assert core.stats.deliveries == {name: 3 for name in delivered}

@@ -77,6 +77,18 @@ class Stats:
     dead_letters: Counter[str] = field(default_factory=Counter)
     blocked: Counter[str] = field(default_factory=Counter)
     parked: int = 0
+    #: When a list, every count is also appended to it as (counter, label, n), so the metrics
+    #: exporter can take what one record did instead of diffing copies of every counter.
+    journal: list[tuple[str, str, int]] | None = None
+
+    def count(self, counter: str, label: str, n: int = 1) -> None:
+        """Add ``n`` to ``label`` of the named counter (and to the journal, when kept)."""
+        if counter == "parked":
+            self.parked += n
+        else:
+            getattr(self, counter)[label] += n
+        if self.journal is not None:
+            self.journal.append((counter, label, n))
 
 
 class Enforcement:
@@ -134,7 +146,7 @@ class Enforcement:
                 type(exc).__name__,
                 where,
             )
-            self.stats.dead_letters["internal_error"] += 1
+            self.stats.count("dead_letters", "internal_error")
             detail = f"{type(exc).__name__} at {where} — fix the enforcer, then replay this record"
             return [dead_letter(record, "internal_error", detail, self._clock())]
 
@@ -142,10 +154,10 @@ class Enforcement:
         try:
             schema, signal = self._decode(record)
         except RecordError as exc:
-            self.stats.dead_letters[exc.code] += 1
+            self.stats.count("dead_letters", exc.code)
             return [dead_letter(record, exc.code, str(exc), self._clock())]
         signal_type = schema.signal_type
-        self.stats.signals[signal_type] += 1
+        self.stats.count("signals", signal_type)
         subscriptions = self._subscriptions.get(signal_type, ())
         context = self._context(record, schema, signal)
         if not subscriptions:
@@ -283,7 +295,7 @@ class Enforcement:
             )
 
         if not decision.allow:
-            self.stats.decisions["deny"] += 1
+            self.stats.count("decisions", "deny")
             return [], audited("deny", subscription.legal_basis)
         projection = plan_projection(schema, decision)
         the_delivery_id = audit.delivery_id(context.signal_id, subscription.subscriber)
@@ -300,8 +312,8 @@ class Enforcement:
             leaks = scan_delivery(view_payload, projection, identifiers)
             if leaks:
                 reasons = _blocked_reasons(leaks)
-                self.stats.decisions["error"] += 1
-                self.stats.blocked[subscription.subscriber] += 1
+                self.stats.count("decisions", "error")
+                self.stats.count("blocked", subscription.subscriber)
                 logger.warning(
                     "%s: delivery %s to %s not sent — %s",
                     context.source_topic,
@@ -343,8 +355,8 @@ class Enforcement:
                 value,
             )
         )
-        self.stats.decisions["allow"] += 1
-        self.stats.deliveries[subscription.subscriber] += 1
+        self.stats.count("decisions", "allow")
+        self.stats.count("deliveries", subscription.subscriber)
         return outputs, audited("allow", decision.legal_basis, projection, the_delivery_id)
 
     def _park(
@@ -372,13 +384,13 @@ class Enforcement:
             )
             for subscription in subscriptions
         ]
-        self.stats.decisions["error"] += len(subscriptions)
-        self.stats.parked += 1
+        self.stats.count("decisions", "error", len(subscriptions))
+        self.stats.count("parked", "")
         return [self._audit_output(context.signal_id, decided), parked(record, str(exc), now)]
 
     def _no_subscription(self, context: audit.DecisionContext) -> Output:
         """A signal nobody subscribed to is still accounted for, as a denial."""
-        self.stats.decisions["deny"] += 1
+        self.stats.count("decisions", "deny")
         record = audit.audit_record(
             context,
             subscription_id=audit.NO_SUBSCRIPTION,

@@ -31,7 +31,6 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,73 +183,60 @@ class EnforcerMetrics:
         r.register(_PolicyCollector(enforcement))
 
     def wrap(self, process: Callable[[SourceRecord], list[Output]]) -> Callable[..., list[Output]]:
-        """``process`` with every call observed."""
+        """``process`` with every call observed, through the core's counting journal."""
+        stats = self._enforcement.stats
+        if stats.journal is None:
+            stats.journal = []
 
         def observed(record: SourceRecord) -> list[Output]:
-            stats = self._enforcement.stats
-            before = _snapshot(stats)
             started = self._timer()
             outputs = process(record)
             elapsed = self._timer() - started
-            self.observe(record, outputs, elapsed, before)
+            counted, stats.journal = stats.journal or [], []
+            self.observe(record, elapsed, counted)
             return outputs
 
         return observed
 
     def observe(
-        self,
-        record: SourceRecord,
-        outputs: Sequence[Output],
-        elapsed: float,
-        before: dict[str, Counter[str]],
+        self, record: SourceRecord, elapsed: float, counted: Sequence[tuple[str, str, int]]
     ) -> None:
-        """Count what one ``process`` call did (the stats deltas) and how long it took."""
-        stats = self._enforcement.stats
-        after = _snapshot(stats)
+        """Count what one ``process`` call did (its journal entries) and how long it took."""
         now = self._clock()
         version = str(getattr(getattr(self._enforcement, "_policy", None), "version", "unknown"))
+        envelope: dict[str, Any] | None = None
+        delivered = 0
         with self._lock:
             self.position.labels(record.topic, str(record.partition)).set(record.offset + 1)
             self.last_processed.set(now)
-            new_signals = after["signals"] - before["signals"]
-            envelope = self._envelope(record.value) if new_signals and record.value else None
-            for signal_type, count in new_signals.items():
-                source = "unknown"
-                if envelope is not None and envelope.get("signal_type") == signal_type:
-                    source = str(envelope.get("source_agency", "unknown"))
-                self.signals.labels(signal_type, source).inc(count)
-                self.enforcement_seconds.observe(elapsed)
-            for outcome, count in (after["decisions"] - before["decisions"]).items():
-                self.decisions.labels(outcome, version).inc(count)
-            for reason, count in (after["dead_letters"] - before["dead_letters"]).items():
-                self.dead_letters.labels(reason).inc(count)
-            for subscriber, count in (after["blocked"] - before["blocked"]).items():
-                self.blocked.labels(subscriber).inc(count)
-            if stats.parked > before["parked"]["n"]:
-                self.parked.inc(stats.parked - before["parked"]["n"])
-            delivered = after["deliveries"] - before["deliveries"]
-            for subscriber, count in delivered.items():
-                self.deliveries.labels(subscriber).inc(count)
-                self.last_delivery.labels(subscriber).set(now)
+            for counter, label, count in counted:
+                if counter == "signals":
+                    envelope = self._envelope(record.value) if record.value else None
+                    source = "unknown"
+                    if envelope is not None and envelope.get("signal_type") == label:
+                        source = str(envelope.get("source_agency", "unknown"))
+                    self.signals.labels(label, source).inc(count)
+                    self.enforcement_seconds.observe(elapsed)
+                elif counter == "decisions":
+                    self.decisions.labels(label, version).inc(count)
+                elif counter == "dead_letters":
+                    self.dead_letters.labels(label).inc(count)
+                elif counter == "blocked":
+                    self.blocked.labels(label).inc(count)
+                elif counter == "parked":
+                    self.parked.inc(count)
+                elif counter == "deliveries":
+                    self.deliveries.labels(label).inc(count)
+                    self.last_delivery.labels(label).set(now)
+                    delivered += count
             registered = envelope.get("registered_at") if envelope else None
             if delivered and registered is not None and hasattr(registered, "timestamp"):
                 latency = max(0.0, now - registered.timestamp())
-                for _ in range(sum(delivered.values())):
+                for _ in range(delivered):
                     self.end_to_end.observe(latency)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-def _snapshot(stats: Any) -> dict[str, Counter[str]]:
-    return {
-        "signals": Counter(stats.signals),
-        "deliveries": Counter(stats.deliveries),
-        "decisions": Counter(stats.decisions),
-        "dead_letters": Counter(stats.dead_letters),
-        "blocked": Counter(stats.blocked),
-        "parked": Counter({"n": stats.parked}),
-    }
 
 
 class _PolicyCollector(Collector):
