@@ -4,6 +4,8 @@ own domain only, and an audit event for every step (refusals included)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -255,6 +257,107 @@ def test_the_audit_trail_is_hash_chained(workflow: Reidentification, vault: Vaul
     assert workflow.verify_audit() == [1]
 
 
+# --- atomicity and concurrency ------------------------------------------------------------------
+
+
+def _fail_audit_inserts(vault: Vault) -> None:
+    """A real failure at the audit step (as a full disk or a locked file would cause)."""
+    vault.db.execute(
+        "CREATE TRIGGER audit_fails BEFORE INSERT ON reid_audit "
+        "BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END"
+    )
+
+
+@pytest.mark.parametrize(
+    ("approved_by", "step"),
+    [
+        pytest.param(["officer-a"], lambda w, rid: w.approve(rid, "officer-b"), id="approve"),
+        pytest.param(["officer-a"], lambda w, rid: w.refuse(rid, "officer-b", "no"), id="refuse"),
+        pytest.param(
+            ["officer-a", "officer-b"],
+            lambda w, rid: w.reveal(rid, "woningcorporatie", "j.jansen"),
+            id="reveal",
+        ),
+    ],
+)
+def test_a_step_whose_audit_event_fails_changes_nothing(
+    workflow: Reidentification,
+    vault: Vault,
+    approved_by: list[str],
+    step: Callable[[Reidentification, str], object],
+) -> None:
+    request_id = _request(workflow)
+    for officer in approved_by:
+        workflow.approve(request_id, officer)
+    before = workflow.get(request_id)
+    _fail_audit_inserts(vault)
+    with pytest.raises(sqlite3.IntegrityError, match="audit store unavailable"):
+        step(workflow, request_id)
+    assert workflow.get(request_id) == before
+    assert not vault.db.in_transaction
+
+
+def test_a_request_whose_audit_event_fails_is_not_filed(
+    workflow: Reidentification, vault: Vault
+) -> None:
+    _fail_audit_inserts(vault)
+    with pytest.raises(sqlite3.IntegrityError, match="audit store unavailable"):
+        _request(workflow)
+    assert workflow.list_requests() == []
+
+
+def test_concurrent_writers_keep_one_unforked_audit_chain(
+    workflow: Reidentification, vault: Vault, clock: Clock
+) -> None:
+    """Another process appends while this one is between reading the last hash and inserting.
+
+    The clock is read between the two, so it is the seam: it lets a second writer (its own
+    connection to the same file, as a second CLI run would have) go, and waits until that writer
+    has either finished (the old, forking behaviour) or is queued for the write lock."""
+    go, queued_or_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_process() -> None:
+        try:
+            with Vault(vault.path, VAULT_KEY) as other_vault:
+                other = Reidentification(
+                    other_vault, OFFICERS, lambda s: frozenset({s}), timedelta(hours=4), clock
+                )
+                other_vault.db.set_trace_callback(
+                    lambda sql: queued_or_done.set() if sql.startswith("BEGIN") else None
+                )
+                go.wait(timeout=10)
+                with pytest.raises(ReidentificationError):
+                    other.request("politie", "", _pseudonym("politie"), "", "")
+        except BaseException as exc:  # reported to the test thread below
+            errors.append(exc)
+        finally:
+            queued_or_done.set()
+
+    def interleaving_clock() -> datetime:
+        if not go.is_set():
+            go.set()
+            assert queued_or_done.wait(timeout=10)
+        return clock()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    this = Reidentification(
+        vault, OFFICERS, lambda s: frozenset({s}), timedelta(hours=4), interleaving_clock
+    )
+    with pytest.raises(ReidentificationError):
+        this.request("woningcorporatie", "", _pseudonym("woningcorporatie"), "", "")
+    thread.join(timeout=15)
+    assert not thread.is_alive()
+    assert errors == []
+    # the other writer queued behind this one's transaction, then chained onto its event
+    assert [(e.event, e.actor) for e in workflow.audit_trail()] == [
+        ("request_refused", "@woningcorporatie"),
+        ("request_refused", "@politie"),
+    ]
+    assert workflow.verify_audit() == []
+
+
 def test_cli_flow_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from signalhub.cli_reidentify import reidentify_group
 
@@ -299,3 +402,29 @@ def test_cli_flow_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         .fetchone()[0]
         == 5
     )
+
+
+def test_a_refusal_between_the_checks_and_the_reveal_wins(
+    workflow: Reidentification, vault: Vault, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process refuses after reveal() checked the request but before it wrote."""
+    request_id = _request(workflow)
+    workflow.approve(request_id, "officer-a")
+    workflow.approve(request_id, "officer-b")
+    read_identity = vault.identifier
+
+    def refused_meanwhile(domain: str, pseudonym: str) -> str:
+        with Vault(vault.path, VAULT_KEY) as other_vault:
+            other = Reidentification(
+                other_vault, OFFICERS, subscriber_domains(Settings().policies_dir),
+                timedelta(hours=4), clock,
+            )  # fmt: skip
+            other.refuse(request_id, "officer-c", "no longer proportional")
+        return read_identity(domain, pseudonym)
+
+    monkeypatch.setattr(vault, "identifier", refused_meanwhile)
+    with pytest.raises(ReidentificationError, match="closed by another step"):
+        workflow.reveal(request_id, "woningcorporatie", "j.jansen")
+    assert workflow.get(request_id).state == "refused"
+    assert _events(workflow, request_id)[-2:] == ["refused", "reveal_refused"]
+    assert workflow.verify_audit() == []

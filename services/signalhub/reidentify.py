@@ -19,6 +19,11 @@ cannot be approved or revealed (the expiry is audited when it is noticed).
 Audit: events go to the ``reid_audit`` table of the vault file, hash-chained (each row's hash
 covers the previous row's hash and its own content), so a deleted or edited event is detectable
 with :meth:`Reidentification.verify_audit`. The identity itself is never audited or logged.
+Each step's state change and its event commit together in one ``BEGIN IMMEDIATE`` transaction,
+which also reads the previous hash: two writers at once (two CLI runs, the console and the CLI)
+queue for the write lock instead of forking the chain. A state change applies only to a request
+that is still open when the transaction holds the lock, so a refusal and a reveal racing each
+other cannot both succeed: the later one is undone and audited as refused.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,6 +129,10 @@ def subscriber_domains(policies_dir: Path) -> Callable[[str], frozenset[str]]:
     return domains_of
 
 
+class _ClosedMeanwhileError(Exception):
+    """A request checked as open was closed by another process before this step's write."""
+
+
 class Reidentification:
     """The re-identification workflow over one vault (its requests and audit live beside it)."""
 
@@ -187,7 +197,7 @@ class Reidentification:
             now + self._ttl,
             "pending",
         )
-        with self._db:
+        with self._write():
             self._db.execute(
                 "INSERT INTO reid_requests VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -239,7 +249,7 @@ class Reidentification:
                 f"{officer} already approved; a second, different officer must",
             )
         now = self._clock()
-        with self._db:
+        with self._write(if_closed=("approval_refused", request_id, officer)):
             self._db.execute(
                 "INSERT OR REPLACE INTO reid_approvals VALUES (?,?,?,?)",
                 (request_id, officer, _iso(now), _iso(now + self._ttl)),
@@ -261,7 +271,7 @@ class Reidentification:
                 {},
                 f"{officer} is not an authorised re-identification officer",
             )
-        with self._db:
+        with self._write(if_closed=("refusal_refused", request_id, officer)):
             self._set_state(request_id, "refused")
             self._audit("refused", request_id, officer, {"reason": reason})
         return self.get(request_id)
@@ -278,7 +288,7 @@ class Reidentification:
         if len(approvals) < APPROVALS_NEEDED:
             expired = len(request.approvals) >= APPROVALS_NEEDED
             if expired:  # it had its approvals, but they ran out
-                with self._db:
+                with self._write(if_closed=("reveal_refused", request_id, who)):
                     self._set_state(request_id, "expired")
                     self._audit("expired", request_id, "signalhub", {"what": "approvals"})
             self._refuse_step(
@@ -300,7 +310,7 @@ class Reidentification:
                 "the pseudonym is not of the requester's domain",
             )
         identity = self._vault.identifier(request.domain, request.pseudonym)
-        with self._db:
+        with self._write(if_closed=("reveal_refused", request_id, who)):
             self._set_state(request_id, "revealed")
             self._audit(
                 "revealed",
@@ -384,7 +394,7 @@ class Reidentification:
         except ReidentificationError:
             self._refuse_step(refused_event, request_id, actor, {}, "no such request")
         if request.state in ("pending", "approved") and self._clock() > request.expires_at:
-            with self._db:
+            with self._write(if_closed=(refused_event, request_id, actor)):
                 self._set_state(request_id, "expired")
                 self._audit("expired", request_id, "signalhub", {"what": "request"})
             request = self.get(request_id)
@@ -409,9 +419,39 @@ class Reidentification:
         }
 
     def _set_state(self, request_id: str, state: str) -> None:
-        self._db.execute(
-            "UPDATE reid_requests SET state = ? WHERE request_id = ?", (state, request_id)
-        )
+        """Move a still open request to ``state``; :class:`_ClosedMeanwhileError` if it is not.
+
+        The caller checked that it was open before its transaction; another process may have
+        closed it since, and only this check runs under the write lock."""
+        changed = self._db.execute(
+            "UPDATE reid_requests SET state = ? "
+            "WHERE request_id = ? AND state IN ('pending', 'approved')",
+            (state, request_id),
+        ).rowcount
+        if changed != 1:
+            raise _ClosedMeanwhileError(request_id)
+
+    @contextmanager
+    def _write(self, *, if_closed: tuple[str, str, str] | None = None) -> Iterator[None]:
+        """One write transaction: all of the block is committed, or none of it.
+
+        The vault connection is in autocommit mode (``isolation_level=None``), where
+        ``with self._db`` opens no transaction. IMMEDIATE takes the write lock up front, so the
+        last audit hash read inside the block is still the last one when the block inserts.
+        ``if_closed`` is (refused event, request id, actor): when another process closed the
+        request after the caller's checks, the block is undone and that refusal audited."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:  # a failed COMMIT may already have rolled back
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, _ClosedMeanwhileError) and if_closed is not None:
+                event, request_id, actor = if_closed
+                why = "the request was closed by another step meanwhile"
+                self._refuse_step(event, request_id, actor, {}, why)
+            raise
 
     def _refuse_step(
         self,
@@ -421,14 +461,15 @@ class Reidentification:
         detail: dict[str, object],
         why: str,
     ) -> NoReturn:
-        with self._db:
+        with self._write():
             self._audit(event, request_id, actor, {**detail, "why": why})
         raise ReidentificationError(why)
 
     def _audit(
         self, event: str, request_id: str | None, actor: str, detail: dict[str, object]
     ) -> None:
-        """Append one hash-chained event (inside the caller's transaction)."""
+        """Append one hash-chained event; only inside :meth:`_write`, which reads the last hash
+        and inserts under one write lock."""
         row = self._db.execute("SELECT hash FROM reid_audit ORDER BY seq DESC LIMIT 1").fetchone()
         previous = row[0] if row else _GENESIS
         at = _iso(self._clock())
