@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench import dryrun, floor, hub, limit, naive, scaling
 from bench.common import Mode, Row
+from bench.floor import FANOUT
 from signalhub.config import load_settings
 from signalhub.schema import SchemaRegistry
 
@@ -96,6 +97,7 @@ def ratios(rows: list[Row]) -> list[Row]:
     for bench, metric, label in (
         ("limit", "records/s", "signalhub ÷ limit"),
         ("framework floor", "records/s", "signalhub ÷ framework floor"),
+        ("framework floor", f"inputs/s at {FANOUT} out", "signalhub ÷ fan-out floor"),
         ("naive", "signals/s", "signalhub ÷ naive"),
     ):
         other = value(bench, metric)

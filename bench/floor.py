@@ -6,7 +6,13 @@ mix, web server off, ``stream.take_events()`` batches with producer sends that a
 per record. It writes one output per input and does nothing else, so it is what faust itself
 costs per record: the enforcer cannot be faster than this on one worker.
 
-Run as ``python -m bench.floor BOOTSTRAP GROUP SINK`` it is the worker (a child process).
+A second row runs the same agent with the enforcer's fan-out: :data:`FANOUT` records out per
+record in (the enforcer's 2.34 deliveries plus one audit entry per signal on this workload, as
+the signalhub row reports). Its inputs/s is what moving a signal's records costs in faust, so
+signalhub ÷ that row shows how much of the remaining gap is enforcement work.
+
+Run as ``python -m bench.floor BOOTSTRAP GROUP SINK STATE_DIR FANOUT`` it is the worker (a child
+process).
 """
 
 from __future__ import annotations
@@ -36,11 +42,38 @@ from signalhub.schema import SchemaRegistry
 __all__ = ["run", "worker"]
 
 _SINK = "bench.floor.out"
+#: Records the enforcer produces per signal on the benchmark workload: 2.34 deliveries + 1 audit.
+FANOUT = 3.34
 
 
 def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:
     factory = SignalFactory(registry, seed=7)
     signals = list(factory.signals(mode.floor_records))
+    records, seconds = _pass_through(signals, 1.0)
+    inputs, fan_seconds = _pass_through(signals, FANOUT)
+    return [
+        Row(
+            "framework floor",
+            "records/s",
+            records / seconds,
+            "rec/s",
+            f"faust take_events({BATCH_SIZE}) pass-through, 1 worker",
+            {"records": records, "seconds": seconds},
+        ),
+        Row(
+            "framework floor",
+            f"inputs/s at {FANOUT} out",
+            inputs / fan_seconds,
+            "in/s",
+            f"the same, {FANOUT} records out per record in (the enforcer's fan-out)",
+            {"inputs": inputs, "fanout": FANOUT, "seconds": fan_seconds},
+        ),
+    ]
+
+
+def _pass_through(signals: list[Any], fanout: float) -> tuple[int, float]:
+    """(inputs passed through, seconds) for one pass-through worker over ``signals``."""
+    expected = sum(_copies(index, fanout) for index in range(len(signals)))
     with scratch_dir("floor") as scratch, EmbeddedBroker() as broker:
         settings = bench_settings(scratch)
         bootstrap = broker.bootstrap_servers
@@ -49,33 +82,28 @@ def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:
         broker.create_topics([_SINK], partitions=1)
         produce(bootstrap, ((s.topic, s.key, s.value) for s in signals))
         log = scratch / "floor.log"
-        args = ["-m", "bench.floor", bootstrap, "bench-floor", _SINK, str(scratch)]
+        args = ["-m", "bench.floor", bootstrap, "bench-floor", _SINK, str(scratch), str(fanout)]
         child = start_child(args, log)
         try:
             seen = count_outputs(
                 bootstrap,
                 {_SINK: 1},
-                until={_SINK: len(signals)},
+                until={_SINK: expected},
                 idle_s=1.0,
                 timeout_s=120,
                 alive=lambda: check_child(child, log),
             )
         finally:
             stop_child(child)
-    rate = seen.total / seen.window_s
-    return [
-        Row(
-            "framework floor",
-            "records/s",
-            rate,
-            "rec/s",
-            f"faust take_events({BATCH_SIZE}) pass-through, 1 worker",
-            {"records": seen.total, "seconds": seen.window_s},
-        )
-    ]
+    return round(seen.total / expected * len(signals)), seen.window_s
 
 
-def worker(bootstrap: str, group: str, sink: str, state_dir: Path) -> None:
+def _copies(index: int, fanout: float) -> int:
+    """Records out for the ``index``-th record in: on average ``fanout``, spread evenly."""
+    return int((index + 1) * fanout) - int(index * fanout)
+
+
+def worker(bootstrap: str, group: str, sink: str, state_dir: Path, fanout: float) -> None:
     """The pass-through agent, configured like the enforcer; blocks until SIGTERM."""
     import faust
 
@@ -87,11 +115,14 @@ def worker(bootstrap: str, group: str, sink: str, state_dir: Path) -> None:
 
     @app.agent(source, name="passthrough")
     async def passthrough(stream: Any) -> AsyncIterator[None]:
+        index = 0
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
             producer = app.producer
             for event in events:
                 message = event.message
-                await producer.send(sink, message.key, message.value, None, None, None)
+                for _ in range(_copies(index, fanout)):
+                    await producer.send(sink, message.key, message.value, None, None, None)
+                index += 1
             yield None
 
     for noisy in ("aiokafka", "faust", "mode"):
@@ -102,4 +133,4 @@ def worker(bootstrap: str, group: str, sink: str, state_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    worker(sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4]))
+    worker(sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4]), float(sys.argv[5]))

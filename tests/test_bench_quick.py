@@ -16,6 +16,7 @@ import pytest
 from bench.__main__ import ratios, render
 from bench.common import Mode, Row, count_outputs, percentile, produce, vm_hwm_mb
 from bench.dryrun import record_signals, replay
+from bench.floor import FANOUT, _copies
 from bench.limit import passthrough
 from bench.workload import SignalFactory
 
@@ -63,6 +64,7 @@ def test_ratios_divide_signalhub_by_each_baseline() -> None:
     rows = [
         Row("limit", "records/s", 40_000.0, "rec/s"),
         Row("framework floor", "records/s", 8_000.0, "rec/s"),
+        Row("framework floor", f"inputs/s at {FANOUT} out", 2_000.0, "in/s"),
         Row("naive", "signals/s", 100.0, "sig/s"),
         Row("signalhub", "signals/s", 4_000.0, "sig/s"),
     ]
@@ -70,8 +72,16 @@ def test_ratios_divide_signalhub_by_each_baseline() -> None:
     assert found == {
         "signalhub ÷ limit": 0.1,
         "signalhub ÷ framework floor": 0.5,
+        "signalhub ÷ fan-out floor": 2.0,
         "signalhub ÷ naive": 40.0,
     }
+
+
+def test_the_fan_out_floor_sends_its_mean_number_of_copies_spread_evenly() -> None:
+    copies = [_copies(index, FANOUT) for index in range(100)]
+    assert sum(copies) == int(100 * FANOUT)
+    assert set(copies) == {3, 4}
+    assert _copies(0, 1.0) == _copies(99, 1.0) == 1
 
 
 def test_ratios_are_skipped_without_a_signalhub_figure() -> None:
