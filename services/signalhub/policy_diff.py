@@ -3,9 +3,11 @@
 For each recorded signal the policy input is built exactly as the enforcer builds it, decided by
 the policy in force and by the candidate, and each subscription's projection compared field by
 field: *newly disclosed* (withheld -> clear or pseudonymised), *newly withheld*, and
-*clear -> pseudonymised* / *pseudonymised -> clear*. No broker is in the loop and the comparison
-is memoised per distinct input (signal type, source, attributes): real traffic has few distinct
-inputs, so replaying is dominated by building the attributes.
+*clear -> pseudonymised* / *pseudonymised -> clear*. No broker is in the loop. The signals are
+first counted per distinct input (signal type, source, attributes); each distinct input is then
+decided once by each policy, the candidate in a thread of its own beside the policy in force (an
+evaluation releases the GIL). Real traffic has few distinct inputs, so a replay costs about
+decoding the signals plus two evaluations per distinct input.
 
 A candidate that cannot decide (a PolicyError) is reported as the signals it would park, with
 every field of every subscription withheld — which is what the enforcer would do.
@@ -17,6 +19,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,7 +32,7 @@ from signalhub.projection import plan_projection
 from signalhub.schema import SchemaRegistry, SignalSchema, policy_attributes
 from signalhub.subscriptions import Subscription
 from signalhub.topic_reader import assign_topic, drain, open_consumer
-from signalhub.types import Record
+from signalhub.types import JSON, Record
 
 __all__ = [
     "CLEAR",
@@ -131,10 +134,52 @@ def _states(schema: SignalSchema, decision: Decision) -> dict[str, str]:
 
 
 _Outcome = tuple[tuple[FieldChange, ...], tuple[tuple[str, str], ...], bool]
+_Key = tuple[Any, ...]
+
+
+def _input_key(signal_type: str, source: str, attributes: Mapping[str, Any]) -> _Key:
+    """A memo key for one policy input: equal keys mean inputs equal as JSON text.
+
+    Tuples compare with ``==``, under which ``True == 1 == 1.0`` and ``0.0 == -0.0``, while the
+    policy may tell them apart, so each attribute's type is part of the key, and a float (rare
+    in attributes) is keyed by its repr, the text JSON writes. Lists and objects are frozen into
+    tuples tagged the same way. Equal inputs keyed differently (attributes in another order)
+    cost one more evaluation, never a wrong answer.
+    """
+    types = tuple(map(type, attributes.values()))
+    if float not in types:
+        key = (signal_type, source, tuple(attributes.items()), types)
+        try:
+            hash(key)
+        except TypeError:  # a list or object attribute
+            pass
+        else:
+            return key
+    return (signal_type, source, _frozen(attributes))
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return (list, tuple(_frozen(v) for v in value))
+    if isinstance(value, float):
+        return (float, repr(value))
+    return (type(value), value)
+
+
+@dataclass(slots=True)
+class _Input:
+    """One distinct policy input of the replayed traffic, and how many signals had it."""
+
+    signal_type: str
+    source: str
+    attributes: dict[str, Any]
+    signals: int = 1
 
 
 class _Comparer:
-    """Decides one distinct input under both policies and remembers the difference."""
+    """Decides distinct inputs under both policies and tells the difference."""
 
     def __init__(
         self,
@@ -149,35 +194,46 @@ class _Comparer:
         self._today = today
         self._subs = {t: [s for s in subs if s.active] for t, subs in subscriptions.items()}
         self._views = {t: [s.policy_view() for s in subs] for t, subs in self._subs.items()}
-        self._memo: dict[tuple[Any, ...], _Outcome] = {}
 
-    def compare(self, signal_type: str, source: str, attributes: dict[str, Any]) -> _Outcome:
-        key: tuple[Any, ...] = (signal_type, source, *sorted(attributes.items()))
-        try:
-            outcome = self._memo.get(key)
-        except TypeError:  # a list-valued attribute: key on its canonical JSON instead
-            key = (signal_type, source, json.dumps(attributes, sort_keys=True, default=str))
-            outcome = self._memo.get(key)
-        if outcome is None:
-            outcome = self._memo[key] = self._evaluate(signal_type, source, attributes)
-        return outcome
+    def outcomes(self, inputs: Sequence[_Input]) -> list[_Outcome]:
+        """One outcome per input, in order; the in-force policy's PolicyError propagates."""
+        outcomes: list[_Outcome] = [((), (), False)] * len(inputs)  # no subscription, no change
+        asked = [n for n, i in enumerate(inputs) if self._subs.get(i.signal_type)]
+        views, today = self._views, self._today
+        policy_inputs = [
+            build_input(i.signal_type, i.source, i.attributes, views[i.signal_type], today)
+            for i in (inputs[n] for n in asked)
+        ]
+        befores, afters = self._decide(policy_inputs)
+        for n, old, new in zip(asked, befores, afters, strict=True):
+            outcomes[n] = self._compare(inputs[n].signal_type, old, new)
+        return outcomes
 
-    def _evaluate(self, signal_type: str, source: str, attributes: dict[str, Any]) -> _Outcome:
-        subs = self._subs.get(signal_type, [])
-        if not subs:
-            return (), (), False
+    def _decide(
+        self, policy_inputs: list[JSON]
+    ) -> tuple[list[dict[str, Decision]], list[dict[str, Decision] | None]]:
+        # Evaluating (in Go, or on an OPA server) releases the GIL, so the candidate decides in
+        # a thread of its own, side by side with the policy in force: evaluations are most of a
+        # replay's time. Each engine is still called from one thread at a time.
+        if self._after is self._before:
+            befores = [self._before.decide(p) for p in policy_inputs]
+            return befores, [_decide_or_none(self._after, p) for p in policy_inputs]
+        with ThreadPoolExecutor(1, thread_name_prefix="policy-diff") as candidate:
+            afters = [candidate.submit(_decide_or_none, self._after, p) for p in policy_inputs]
+            try:
+                befores = [self._before.decide(p) for p in policy_inputs]
+            except BaseException:
+                candidate.shutdown(cancel_futures=True)
+                raise
+            return befores, [future.result() for future in afters]
+
+    def _compare(
+        self, signal_type: str, before: dict[str, Decision], after: dict[str, Decision] | None
+    ) -> _Outcome:
         schema = self._registry.signal(signal_type)
-        policy_input = build_input(
-            signal_type, source, attributes, self._views[signal_type], self._today
-        )
-        before = self._before.decide(policy_input)  # the policy in force must decide
-        try:
-            after: dict[str, Decision] | None = self._after.decide(policy_input)
-        except PolicyError:
-            after = None
         changes: list[FieldChange] = []
         flips: list[tuple[str, str]] = []
-        for sub in subs:
+        for sub in self._subs[signal_type]:
             old = before[sub.id]
             new = after.get(sub.id) if after is not None else None
             old_states = _states(schema, old)
@@ -193,6 +249,14 @@ class _Comparer:
         return tuple(changes), tuple(flips), after is None
 
 
+def _decide_or_none(engine: PolicyEngine, policy_input: JSON) -> dict[str, Decision] | None:
+    """The candidate's decisions, or None when it cannot decide (the signal would be parked)."""
+    try:
+        return engine.decide(policy_input)
+    except PolicyError:
+        return None
+
+
 def diff_policies(
     registry: SchemaRegistry,
     subscriptions: Mapping[str, Sequence[Subscription]],
@@ -201,37 +265,51 @@ def diff_policies(
     signals: Iterable[Record],
     today: date,
 ) -> DiffReport:
-    """Replay ``signals`` (decoded signal records) through both policies; see the module doc."""
+    """Replay ``signals`` (decoded signal records) through both policies; see the module doc.
+
+    The policies decide once every signal is read, so a PolicyError of the policy in force
+    (the first one in signal order) is raised at the end of the replay.
+    """
     report = DiffReport(before.version, after.version)
-    comparer = _Comparer(registry, subscriptions, before, after, today)
-    schemas: dict[str, SignalSchema] = {}
-    birth_fields: dict[str, list[str]] = {}
+    inputs: dict[_Key, _Input] = {}  # in order of first sight
+    #: signal type -> its schema and birth date fields
+    types: dict[str, tuple[SignalSchema, list[str]]] = {}
     started = time.perf_counter()
     for signal in signals:
         try:
             envelope, payload = signal["envelope"], signal["payload"]
             signal_type = envelope["signal_type"]
-            schema = schemas.get(signal_type)
-            if schema is None:
-                schema = schemas[signal_type] = registry.signal(signal_type)
-                birth_fields[signal_type] = [
-                    s.name for s in schema.payload_fields if s.pii == "birth_date"
-                ]
-            for name in birth_fields[signal_type]:
+            known = types.get(signal_type)
+            if known is None:
+                schema = registry.signal(signal_type)
+                births = [s.name for s in schema.payload_fields if s.pii == "birth_date"]
+                known = types[signal_type] = (schema, births)
+            schema, births = known
+            for name in births:
                 value = payload.get(name)
                 if isinstance(value, str):  # JSON traffic carries dates as ISO text
-                    payload = {**payload, name: date.fromisoformat(value)}
+                    date.fromisoformat(value)  # ValueError: not a date, skip the signal
             attributes = policy_attributes(schema, payload, today)
             source = str(envelope["source_agency"])
         except (KeyError, TypeError, ValueError, SignalhubError):
             report.skipped += 1
             continue
-        changes, flips, failed = comparer.compare(signal_type, source, attributes)
-        report.signals += 1
-        report.changes.update(changes)
-        report.decisions.update(flips)
+        key = _input_key(signal_type, source, attributes)
+        seen = inputs.get(key)
+        if seen is None:
+            inputs[key] = _Input(signal_type, source, attributes)
+        else:
+            seen.signals += 1
+    comparer = _Comparer(registry, subscriptions, before, after, today)
+    distinct = list(inputs.values())
+    for seen, (changes, flips, failed) in zip(distinct, comparer.outcomes(distinct), strict=True):
+        report.signals += seen.signals
+        for change in changes:
+            report.changes[change] += seen.signals
+        for flip in flips:
+            report.decisions[flip] += seen.signals
         if failed:
-            report.errors[signal_type] += 1
+            report.errors[seen.signal_type] += seen.signals
     report.elapsed_s = time.perf_counter() - started
     return report
 
