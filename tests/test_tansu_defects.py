@@ -115,7 +115,7 @@ def test_a_fetch_is_held_for_its_wait_even_when_data_arrives(
 
     Apache Kafka answers within milliseconds at any ``fetch_max_wait_ms``. Measured here: median
     ~400 ms at 1500 ms (fetches end on a ~750 ms cycle), ~7 ms at 100 ms.
-    Workaround in the hub: the enforcer consumer runs with ``fetch_max_wait_ms`` ~100 ms
+    Workaround in the hub: the enforcer consumer runs with ``fetch_max_wait_ms`` ~50 ms
     (``Settings.fetch_max_wait_ms``), through a small documented subclass of faust's aiokafka
     driver, which hard-codes 1500 ms.
     """
