@@ -89,12 +89,12 @@ def _pass_through(signals: list[Any], fanout: float) -> tuple[int, float]:
                 bootstrap,
                 {_SINK: 1},
                 until={_SINK: expected},
-                idle_s=1.0,
+                idle_s=0.5,
                 timeout_s=120,
                 alive=lambda: check_child(child, log),
             )
         finally:
-            stop_child(child)
+            stop_child(child, grace_s=0)  # counted already; a graceful faust stop takes seconds
     return round(seen.total / expected * len(signals)), seen.window_s
 
 
