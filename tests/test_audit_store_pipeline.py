@@ -221,14 +221,13 @@ def test_subject_lists_exactly_the_disclosures_the_policy_allowed(
 def test_the_subject_command_exports_ldv_lines(
     stack_run: StackRun, ingested: StoreHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from signalhub.cli import _mount_subcommands, cli
+    from signalhub.cli import cli
 
     bsn, signal_ids = _person(stack_run)
     settings = stack_run.settings
     monkeypatch.setenv("SIGNALHUB_STATE_DIR", str(settings.state_dir))
     monkeypatch.setenv("SIGNALHUB_KEY_FILE", str(settings.key_file))
     monkeypatch.setenv("SIGNALHUB_AUDIT_DSN", _dsn(ingested))
-    _mount_subcommands()
     result = CliRunner().invoke(cli, ["audit", "subject", bsn, "--format", "jsonl"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]

@@ -116,13 +116,12 @@ def test_bsn_shape() -> None:
 
 
 def _invoke(handle: StoreHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str):  # type: ignore[no-untyped-def]
-    from signalhub.cli import _mount_subcommands, cli
+    from signalhub.cli import cli
 
     dsn = f"sqlite:///{handle.dsn}" if handle.backend == "sqlite" else handle.dsn
     monkeypatch.setenv("SIGNALHUB_AUDIT_DSN", dsn)
     monkeypatch.setenv("SIGNALHUB_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("SIGNALHUB_MASTER_KEY", KEY.hex())
-    _mount_subcommands()
     return CliRunner().invoke(cli, list(args))
 
 

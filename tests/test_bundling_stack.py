@@ -32,7 +32,7 @@ from signalhub.bundling import (
     store_path,
     verify_log,
 )
-from signalhub.cli import _mount_subcommands, cli
+from signalhub.cli import cli
 from signalhub.config import settings_env
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.stack import BundlerProcess
@@ -177,7 +177,6 @@ def test_planted_pattern_alerts_once_across_a_bundler_crash(hub: Hub, tmp_path: 
         refused = ask_hit_no_hit(settings, "woningcorporatie", planted.bsn)
         assert (refused.allowed, refused.partners) == (False, ())
 
-        _mount_subcommands()
         env = settings_env(settings)
         runner = CliRunner()
         denied = runner.invoke(cli, ["hit-no-hit", "--asker", "jeugdzorg", planted.bsn], env=env)

@@ -11,9 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from signalhub.cli import _mount_subcommands, cli
-
-_mount_subcommands()
+from signalhub.cli import cli
 
 
 def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -113,3 +111,19 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     result = _signalhub("frobnicate")
     assert result.returncode == 2
     assert "Error: No such command 'frobnicate'" in result.stderr
+
+
+def test_a_worker_command_loads_no_other_command_group() -> None:
+    """``signalhub enforcer`` runs in every worker: the console and the audit store stay out."""
+    probe = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from signalhub.cli import cli\n"
+        "result = CliRunner().invoke(cli, ['enforcer', '--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "groups = ('signalhub.console', 'signalhub.audit_store', 'signalhub.cli_policy')\n"
+        "loaded = [m for m in groups if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

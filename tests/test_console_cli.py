@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from signalhub.cli import _mount_subcommands, cli
+from signalhub.cli import cli
 from signalhub.console.auth import UserStore
 
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("SIGNALHUB_STATE_DIR", str(tmp_path))
-    _mount_subcommands()
     return CliRunner()
 
 

@@ -10,11 +10,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from policy_support import add_failing_test, break_syntax, copy_policies
-from signalhub.cli import _mount_subcommands, cli
+from signalhub.cli import cli
 
 
 def run(tmp_path: Path, *args: str) -> Result:
-    _mount_subcommands()
     env = {"SIGNALHUB_STATE_DIR": str(tmp_path / "state"), "SIGNALHUB_BOOTSTRAP_SERVERS": ""}
     return CliRunner().invoke(cli, ["policy", *args], env=env)
 

@@ -138,9 +138,6 @@ def test_diff_replays_at_least_20000_signals_per_second(traffic: Path, tmp_path:
 
 def test_cli_diff_on_a_traffic_file(traffic: Path, tmp_path: Path) -> None:
     candidate = add_clear_field(copy_policies(tmp_path / "policies"), AGREEMENT, "address")
-    from signalhub.cli import _mount_subcommands
-
-    _mount_subcommands()
     result = CliRunner().invoke(
         cli,
         ["policy", "diff", "--candidate", str(candidate), "--traffic", str(traffic)],

@@ -1,6 +1,6 @@
 """``signalhub keys ...``: create, rotate and list the pseudonym key ring; export a rotation map.
 
-Mounted on the main CLI in ``cli._mount_subcommands``. Only the key file is written here
+Mounted on the main CLI through ``cli._LAZY_COMMANDS``. Only the key file is written here
 (``SIGNALHUB_KEY_FILE`` or ``<state_dir>/pseudonym.key``, mode 0600); keys from the environment
 or a key-provider plug-in are listed but managed where they live. No command prints a key.
 """

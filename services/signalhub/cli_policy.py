@@ -1,6 +1,6 @@
 """``signalhub policy``: check, test, dry-run, publish, roll back and explain the sharing policy.
 
-Mounted on the main CLI (``cli._mount_subcommands``). An edge: it reads the settings, calls the
+Mounted on the main CLI (``cli._LAZY_COMMANDS``). An edge: it reads the settings, calls the
 policy modules and prints; a :class:`~signalhub.errors.SignalhubError` becomes
 ``Error: what happened — what to do`` and a non-zero exit (in :func:`signalhub.cli.main`).
 """

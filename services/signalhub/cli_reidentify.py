@@ -1,6 +1,6 @@
 """``signalhub reidentify ...``: the break-glass re-identification workflow from the command line.
 
-Mounted on the main CLI in ``cli._mount_subcommands``; the web console calls the same functions
+Mounted on the main CLI through ``cli._LAZY_COMMANDS``; the web console calls the same functions
 of :mod:`signalhub.reidentify`. Every step is audited, refusals included. The identity is printed
 only by ``reveal``, once, to the requester.
 """
