@@ -80,6 +80,15 @@ class Stats:
     #: When a list, every count is also appended to it as (counter, label, n), so the metrics
     #: exporter can take what one record did instead of diffing copies of every counter.
     journal: list[tuple[str, str, int]] | None = None
+    #: With the journal: (source agency, registered_at) of the signal counted last, so that the
+    #: exporter labels and times it without decoding the record a second time.
+    last_signal: tuple[str, datetime] | None = None
+
+    def count_signal(self, signal_type: str, envelope: Record) -> None:
+        """Count one decoded signal (and remember its source and registration, when journaling)."""
+        self.count("signals", signal_type)
+        if self.journal is not None:
+            self.last_signal = (str(envelope["source_agency"]), envelope["registered_at"])
 
     def count(self, counter: str, label: str, n: int = 1) -> None:
         """Add ``n`` to ``label`` of the named counter (and to the journal, when kept)."""
@@ -157,7 +166,7 @@ class Enforcement:
             self.stats.count("dead_letters", exc.code)
             return [dead_letter(record, exc.code, str(exc), self._clock())]
         signal_type = schema.signal_type
-        self.stats.count("signals", signal_type)
+        self.stats.count_signal(signal_type, signal["envelope"])
         subscriptions = self._subscriptions.get(signal_type, ())
         context = self._context(record, schema, signal)
         if not subscriptions:

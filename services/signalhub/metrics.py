@@ -7,12 +7,11 @@ counters live there. :func:`serve_enforcer_metrics` instruments one
 
 What is counted where:
 
-* from the core's own ``Enforcement.stats`` counters (deltas per processed record): signals per
-  type, deliveries per subscriber, dead letters per reason, decisions per outcome (labelled with
-  the policy version in force), blocked deliveries, parked signals;
-* from the record itself: the source agency and registration time, read from the Avro envelope
-  at the head of the record body (the envelope is the first field of every signal record, so a
-  reader with the envelope schema alone reads exactly that prefix) — never the payload;
+* from the core's counting journal (``Enforcement.stats.journal``, taken after each record):
+  signals per type and source agency, deliveries per subscriber, dead letters per reason,
+  decisions per outcome (labelled with the policy version in force), blocked deliveries, parked
+  signals; the signal's source agency and registration time come from the envelope the core
+  decoded (``stats.last_signal``) — never from the payload;
 * timing: the core's time per signal (decode, decide, project, encode) and the end-to-end
   latency from the connector's ``registered_at`` to the moment the enforcer hands the delivery
   to its producer;
@@ -26,17 +25,15 @@ after a crash is counted again (the audit store de-duplicates, these do not).
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import fastavro
 import httpx
 from prometheus_client import (
     CollectorRegistry,
@@ -77,28 +74,12 @@ _SIGNAL_PREFIX = "signals."
 _DELIVERY_PREFIX = "deliveries."
 
 
-def _envelope_reader(schemas_dir: Path) -> Callable[[bytes], dict[str, Any] | None]:
-    """Read the envelope at the head of a single-object-encoded signal, or None."""
-    schema = fastavro.parse_schema(json.loads((schemas_dir / "envelope.avsc").read_text("utf-8")))
-
-    def read(value: bytes) -> dict[str, Any] | None:
-        if len(value) < 10 or value[:2] != b"\xc3\x01":
-            return None
-        try:
-            return cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(value[10:]), schema))
-        except Exception:  # not our encoding: the core dead-letters it; we only skip labels
-            return None
-
-    return read
-
-
 class EnforcerMetrics:
     """The enforcer's metrics, fed by wrapping one :class:`Enforcement`'s ``process``."""
 
     def __init__(
         self,
         enforcement: Enforcement,
-        schemas_dir: Path,
         *,
         clock: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.perf_counter,
@@ -106,7 +87,7 @@ class EnforcerMetrics:
         self._enforcement = enforcement
         self._clock = clock
         self._timer = timer
-        self._envelope = _envelope_reader(schemas_dir)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -189,51 +170,63 @@ class EnforcerMetrics:
             stats.journal = []
 
         def observed(record: SourceRecord) -> list[Output]:
+            stats.last_signal = None
             started = self._timer()
             outputs = process(record)
             elapsed = self._timer() - started
             counted, stats.journal = stats.journal or [], []
-            self.observe(record, elapsed, counted)
+            self.observe(record, elapsed, counted, stats.last_signal)
             return outputs
 
         return observed
 
     def observe(
-        self, record: SourceRecord, elapsed: float, counted: Sequence[tuple[str, str, int]]
+        self,
+        record: SourceRecord,
+        elapsed: float,
+        counted: Sequence[tuple[str, str, int]],
+        signal: tuple[str, datetime] | None,
     ) -> None:
-        """Count what one ``process`` call did (its journal entries) and how long it took."""
+        """Count what one ``process`` call did (its journal entries) and how long it took.
+
+        ``signal`` is the (source agency, registered_at) of the signal it decoded, if any.
+        """
         now = self._clock()
         version = str(getattr(getattr(self._enforcement, "_policy", None), "version", "unknown"))
-        envelope: dict[str, Any] | None = None
+        child = self._child
         delivered = 0
         with self._lock:
-            self.position.labels(record.topic, str(record.partition)).set(record.offset + 1)
+            child(self.position, record.topic, str(record.partition)).set(record.offset + 1)
             self.last_processed.set(now)
             for counter, label, count in counted:
                 if counter == "signals":
-                    envelope = self._envelope(record.value) if record.value else None
-                    source = "unknown"
-                    if envelope is not None and envelope.get("signal_type") == label:
-                        source = str(envelope.get("source_agency", "unknown"))
-                    self.signals.labels(label, source).inc(count)
+                    source = signal[0] if signal is not None else "unknown"
+                    child(self.signals, label, source).inc(count)
                     self.enforcement_seconds.observe(elapsed)
                 elif counter == "decisions":
-                    self.decisions.labels(label, version).inc(count)
+                    child(self.decisions, label, version).inc(count)
                 elif counter == "dead_letters":
-                    self.dead_letters.labels(label).inc(count)
+                    child(self.dead_letters, label).inc(count)
                 elif counter == "blocked":
-                    self.blocked.labels(label).inc(count)
+                    child(self.blocked, label).inc(count)
                 elif counter == "parked":
                     self.parked.inc(count)
                 elif counter == "deliveries":
-                    self.deliveries.labels(label).inc(count)
-                    self.last_delivery.labels(label).set(now)
+                    child(self.deliveries, label).inc(count)
+                    child(self.last_delivery, label).set(now)
                     delivered += count
-            registered = envelope.get("registered_at") if envelope else None
-            if delivered and registered is not None and hasattr(registered, "timestamp"):
-                latency = max(0.0, now - registered.timestamp())
+            if delivered and signal is not None:
+                latency = max(0.0, now - signal[1].timestamp())
                 for _ in range(delivered):
                     self.end_to_end.observe(latency)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: the label sets are few and looked up per signal."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -319,7 +312,7 @@ def serve_enforcer_metrics(
 
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series only add noise to every scrape
     wanted = ConsoleSettings().enforcer_metrics_port if port is None else port
-    metrics = EnforcerMetrics(enforcement, settings.schemas_dir)
+    metrics = EnforcerMetrics(enforcement)
     # The wrapper replaces ``process`` on this instance only: the enforcer's edge calls
     # ``enforcement.process`` and needs no change beyond starting this exporter.
     setattr(enforcement, "process", metrics.wrap(enforcement.process))  # noqa: B010
