@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from bench.common import (
     start_child,
     stop_child,
 )
-from bench.workload import SignalFactory
+from bench.workload import EncodedSignal, SignalFactory
 from signalhub.broker import EmbeddedBroker
 from signalhub.enforcer import BATCH_SIZE, BATCH_WITHIN_S, new_faust_app
 from signalhub.schema import SchemaRegistry
@@ -71,7 +71,7 @@ def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:
     ]
 
 
-def _pass_through(signals: list[Any], fanout: float) -> tuple[int, float]:
+def _pass_through(signals: Sequence[EncodedSignal], fanout: float) -> tuple[int, float]:
     """(inputs passed through, seconds) for one pass-through worker over ``signals``."""
     expected = sum(_copies(index, fanout) for index in range(len(signals)))
     with scratch_dir("floor") as scratch, EmbeddedBroker() as broker:

@@ -27,6 +27,7 @@ from typing import Any
 
 from signalhub import codec
 from signalhub.errors import PolicyError, SignalhubError
+from signalhub.outputs import canonical_json
 from signalhub.policy import Decision, PolicyEngine, build_input
 from signalhub.projection import plan_projection
 from signalhub.schema import SchemaRegistry, SignalSchema, policy_attributes
@@ -134,38 +135,7 @@ def _states(schema: SignalSchema, decision: Decision) -> dict[str, str]:
 
 
 _Outcome = tuple[tuple[FieldChange, ...], tuple[tuple[str, str], ...], bool]
-_Key = tuple[Any, ...]
-
-
-def _input_key(signal_type: str, source: str, attributes: Mapping[str, Any]) -> _Key:
-    """A memo key for one policy input: equal keys mean inputs equal as JSON text.
-
-    Tuples compare with ``==``, under which ``True == 1 == 1.0`` and ``0.0 == -0.0``, while the
-    policy may tell them apart, so each attribute's type is part of the key, and a float (rare
-    in attributes) is keyed by its repr, the text JSON writes. Lists and objects are frozen into
-    tuples tagged the same way. Equal inputs keyed differently (attributes in another order)
-    cost one more evaluation, never a wrong answer.
-    """
-    types = tuple(map(type, attributes.values()))
-    if float not in types:
-        key = (signal_type, source, tuple(attributes.items()), types)
-        try:
-            hash(key)
-        except TypeError:  # a list or object attribute
-            pass
-        else:
-            return key
-    return (signal_type, source, _frozen(attributes))
-
-
-def _frozen(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return (list, tuple(_frozen(v) for v in value))
-    if isinstance(value, float):
-        return (float, repr(value))
-    return (type(value), value)
+_Key = tuple[str, str, str]
 
 
 @dataclass(slots=True)
@@ -291,10 +261,11 @@ def diff_policies(
                     date.fromisoformat(value)  # ValueError: not a date, skip the signal
             attributes = policy_attributes(schema, payload, today)
             source = str(envelope["source_agency"])
+            # Exact: equal JSON text is an equal policy input (True, 1 and 1.0 stay apart).
+            key = (signal_type, source, canonical_json(attributes))
         except (KeyError, TypeError, ValueError, SignalhubError):
             report.skipped += 1
             continue
-        key = _input_key(signal_type, source, attributes)
         seen = inputs.get(key)
         if seen is None:
             inputs[key] = _Input(signal_type, source, attributes)
