@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up test bench bench-quick lint typecheck clean
+.PHONY: install demo up test bench bench-quick lint typecheck samples clean
 
 install: $(STAMP)
 
@@ -34,9 +34,12 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m bench --quick
 
+samples: install
+	$(BIN)/python -m connectors.sample_data
+
 lint: install
-	$(BIN)/ruff check services tests bench
-	$(BIN)/ruff format --check services tests bench
+	$(BIN)/ruff check services tests bench connectors
+	$(BIN)/ruff format --check services tests bench connectors
 	$(BIN)/mypy
 
 clean:

@@ -22,7 +22,7 @@ from bench import dryrun, floor, hub, limit, naive, scaling
 from bench.common import Mode, Row
 from bench.floor import FANOUT
 from signalhub.config import load_settings
-from signalhub.schema import SchemaRegistry
+from signalhub.schema.registry import SchemaRegistry
 
 Bench = Callable[[Mode, SchemaRegistry], list[Row]]
 

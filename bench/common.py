@@ -23,8 +23,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from signalhub.apps.demo import prepare_settings
 from signalhub.config import Settings, load_settings
-from signalhub.demo import prepare_settings
 
 __all__ = [
     "Mode",
@@ -246,7 +246,7 @@ def start_child(args: list[str], log_path: Path, env: Mapping[str, str] | None =
     import subprocess
     import sys
 
-    from signalhub.broker import child_preexec
+    from signalhub.broker.embedded import child_preexec
 
     log = log_path.open("ab")
     try:

@@ -1,7 +1,7 @@
 """Dry-run speed: a policy change evaluated over recorded signals, no broker in the loop.
 
 ``signalhub policy diff`` replays recorded signals through the current and a candidate policy and
-reports what would change. This benchmark times its :func:`~signalhub.policy_diff.diff_policies`
+reports what would change. This benchmark times its :func:`~signalhub.policy.diff.diff_policies`
 over recorded signals, decoding the recorded bytes included.
 """
 
@@ -13,16 +13,16 @@ from datetime import UTC, datetime
 
 from bench.common import Mode, Row
 from bench.workload import SignalFactory
-from signalhub.codec import decode
 from signalhub.config import Settings, load_settings
-from signalhub.policy import EmbeddedPolicyEngine
-from signalhub.policy_diff import diff_policies
-from signalhub.schema import SchemaRegistry
+from signalhub.policy.diff import diff_policies
+from signalhub.policy.engine import EmbeddedPolicyEngine
+from signalhub.schema.codec import decode
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 
 __all__ = ["record_signals", "replay", "run"]
 
-_NOTE = "signalhub.policy_diff.diff_policies over decoded recorded signals, current vs candidate"
+_NOTE = "signalhub.policy.diff.diff_policies over decoded recorded signals, current vs candidate"
 
 
 def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:

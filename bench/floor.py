@@ -1,9 +1,9 @@
 """Framework floor: the fastest idiomatic faust pass-through, no processing.
 
 The faust app the enforcer runs (`new_faust_app`, with its short-fetch consumer, imported from
-:mod:`signalhub.enforcer`, not copied), the same signal topics and partitions, the same record
-mix, web server off, ``stream.take_events()`` batches with producer sends that are not awaited
-per record. It writes one output per input and does nothing else, so it is what faust itself
+:mod:`signalhub.enforcer.worker`, not copied), the same signal topics and partitions, the same
+record mix, web server off, ``stream.take_events()`` batches with producer sends that are not
+awaited per record. It writes one output per input and does nothing else, so it is what faust itself
 costs per record: the enforcer cannot be faster than this on one worker.
 
 A second row runs the same agent with the enforcer's fan-out: :data:`FANOUT` records out per
@@ -35,9 +35,9 @@ from bench.common import (
     stop_child,
 )
 from bench.workload import EncodedSignal, SignalFactory
-from signalhub.broker import EmbeddedBroker
-from signalhub.enforcer import BATCH_SIZE, BATCH_WITHIN_S, new_faust_app
-from signalhub.schema import SchemaRegistry
+from signalhub.broker.embedded import EmbeddedBroker
+from signalhub.enforcer.worker import BATCH_SIZE, BATCH_WITHIN_S, new_faust_app
+from signalhub.schema.registry import SchemaRegistry
 
 __all__ = ["run", "worker"]
 

@@ -37,12 +37,12 @@ from bench.common import (
     vm_hwm_mb,
 )
 from bench.workload import EncodedSignal, SignalFactory
-from signalhub import audit
-from signalhub.broker import EmbeddedBroker, create_topics
+from signalhub.apps.stack import EnforcerProcess
+from signalhub.audit import record as audit_record
+from signalhub.broker.embedded import EmbeddedBroker, create_topics
 from signalhub.config import Settings
-from signalhub.enforcer import enforcer_topics
-from signalhub.schema import SchemaRegistry
-from signalhub.stack import EnforcerProcess
+from signalhub.enforcer.worker import enforcer_topics
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions
 
 __all__ = ["Throughput", "enforcers", "run", "throughput"]
@@ -186,7 +186,7 @@ def throughput(
     seen: OutputCount = count_outputs(
         bootstrap,
         dict.fromkeys(sinks, 1),
-        until={audit.AUDIT_TOPIC: len(signals)},
+        until={audit_record.AUDIT_TOPIC: len(signals)},
         idle_s=0.5,
         timeout_s=600,
         alive=alive,
@@ -208,7 +208,7 @@ async def _latency(
     owner: dict[bytes, bytes] = {}
     for signal in signals:
         for sub in subs.get(signal.signal_type, ()):
-            owner[audit.delivery_id(signal.signal_id, sub.subscriber).encode()] = signal.key
+            owner[audit_record.delivery_id(signal.signal_id, sub.subscriber).encode()] = signal.key
     _, sinks = enforcer_topics(settings)
     topics = [t for t in sinks if t.startswith("deliveries.")]
     consumer = AIOKafkaConsumer(

@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import Mode, Row, produce
 from bench.workload import SignalFactory
-from signalhub.broker import EmbeddedBroker
-from signalhub.schema import SchemaRegistry
+from signalhub.broker.embedded import EmbeddedBroker
+from signalhub.schema.registry import SchemaRegistry
 
 __all__ = ["passthrough", "run"]
 

@@ -4,8 +4,8 @@ A kafka-python consumer that, for every (signal, subscription) pair — every po
 asks an OPA server over HTTP through opa-python-client's ``query_rule``, pseudonymises the
 permitted fields, encodes the subscriber's view and produces it, waiting for each send. No
 memoisation, no batching, no audit trail (which only flatters it). The OPA server is
-:class:`signalhub.policy_server.PolicyServer` (OPA's REST API on the embedded engine) in its own
-process, as an OPA sidecar would be.
+:class:`signalhub.policy.rest_server.PolicyServer` (OPA's REST API on the embedded engine) in its
+own process, as an OPA sidecar would be.
 
 Run as ``python -m bench.naive serve PORT POLICIES_DIR`` it is that server (a child process).
 """
@@ -33,12 +33,12 @@ from bench.common import (
     stop_child,
 )
 from bench.workload import SignalFactory
-from signalhub.broker import EmbeddedBroker, free_port
-from signalhub.codec import decode, encode
+from signalhub.broker.embedded import EmbeddedBroker, free_port
 from signalhub.config import Settings
-from signalhub.policy import build_input, parse_decisions
-from signalhub.pseudonym import Pseudonymiser, load_master_key
-from signalhub.schema import SchemaRegistry, policy_attributes
+from signalhub.policy.engine import build_input, parse_decisions
+from signalhub.pseudonym.pseudonyms import Pseudonymiser, load_master_key
+from signalhub.schema.codec import decode, encode
+from signalhub.schema.registry import SchemaRegistry, policy_attributes
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 
 __all__ = ["run", "serve"]
@@ -181,7 +181,7 @@ def _wait_healthy(port: int, alive: object, timeout_s: float = 20.0) -> None:
 
 def serve(port: int, policies_dir: Path) -> None:
     """The OPA-REST-compatible policy server, in this process, until SIGTERM."""
-    from signalhub.policy_server import PolicyServer
+    from signalhub.policy.rest_server import PolicyServer
 
     server = PolicyServer(port=port)
     server.load_dir(policies_dir)

@@ -18,9 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bench.common import Mode, Row, bench_settings, produce, scratch_dir
 from bench.hub import create_hub_topics, enforcers, throughput
 from bench.workload import SignalFactory
-from signalhub.broker import EmbeddedBroker
-from signalhub.schema import SchemaRegistry
-from signalhub.stack import EnforcerProcess
+from signalhub.apps.stack import EnforcerProcess
+from signalhub.broker.embedded import EmbeddedBroker
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 
 __all__ = ["PARTITIONS", "run"]

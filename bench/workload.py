@@ -18,9 +18,9 @@ from typing import Any
 
 from faker import Faker
 
-from signalhub import codec
 from signalhub.bundling import ALERT_TYPE
-from signalhub.schema import FieldSpec, SchemaRegistry, SignalSchema
+from signalhub.schema import codec
+from signalhub.schema.registry import FieldSpec, SchemaRegistry, SignalSchema
 from signalhub.types import Record
 
 __all__ = ["EncodedSignal", "SignalFactory"]

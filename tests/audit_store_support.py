@@ -17,9 +17,9 @@ from typing import Any
 
 import psycopg
 
-from signalhub import audit
-from signalhub.audit_store.backends import PostgresAuditStore, SqliteAuditStore
-from signalhub.audit_store.store import AuditStore
+from signalhub.audit import record as audit_record
+from signalhub.audit.backends import PostgresAuditStore, SqliteAuditStore
+from signalhub.audit.store import AuditStore
 from signalhub.types import Record
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -60,7 +60,7 @@ def open_backend(backend: str, dsn: str) -> AuditStore:
 def store_handle(backend: str, tmp_path: Path) -> Iterator[StoreHandle]:
     """A fresh, empty store on ``backend``; dropped afterwards."""
     if backend == "sqlite":
-        path = str(tmp_path / "audit.sqlite")
+        path = str(tmp_path / "audit_record.sqlite")
         handle = StoreHandle(SqliteAuditStore(Path(path)), backend, path)
         try:
             yield handle
@@ -91,7 +91,7 @@ def decision(
 ) -> Record:
     """A realistic audit record (as decoded from the topic) for the n-th signal."""
     signal_id = str(uuid.UUID(int=n))
-    context = audit.DecisionContext(
+    context = audit_record.DecisionContext(
         signal_id=signal_id,
         signal_type=signal_type,
         source_agency="politie",
@@ -102,7 +102,7 @@ def decision(
         subject_refs=subject_refs,
     )
     allowed = outcome == "allow"
-    return audit.audit_record(
+    return audit_record.audit_record(
         context,
         subscription_id=f"{subscriber}-sub",
         subscriber=subscriber,
@@ -116,5 +116,5 @@ def decision(
         pseudonymised=("subject_bsn",) if allowed else (),
         withheld=("subject_name",) if allowed else ("category", "severity", "subject_bsn"),
         pseudonym_domain="gemeente" if allowed else None,
-        delivery=audit.delivery_id(signal_id, subscriber) if allowed else None,
+        delivery=audit_record.delivery_id(signal_id, subscriber) if allowed else None,
     )

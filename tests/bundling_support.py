@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub_support import Person
-from signalhub import codec
-from signalhub.outputs import SourceRecord
-from signalhub.schema import SchemaRegistry
+from signalhub.enforcer.outputs import SourceRecord
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import Record
 
 #: When the planted patterns start; days are counted from here.

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from signalhub.broker import EmbeddedBroker
+from signalhub.broker.embedded import EmbeddedBroker
 
 _counter = itertools.count()
 

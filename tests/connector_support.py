@@ -14,7 +14,7 @@ from signalhub.connector import (
     RejectList,
     load_definitions,
 )
-from signalhub.schema import SchemaRegistry
+from signalhub.schema.registry import SchemaRegistry
 
 ROOT = project_root()
 CONNECTORS = ROOT / "connectors"

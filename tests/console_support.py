@@ -2,7 +2,7 @@
 
 :func:`console_hub` starts a broker of its own (the counters are compared with the audit of
 exactly this run, so no other test's signals may be on its topics), one enforcer worker via
-:func:`signalhub.demo.run_stack`, publishes the shipped sample data plus two records that must
+:func:`signalhub.apps.demo.run_stack`, publishes the shipped sample data plus two records that must
 be dead-lettered, waits until every signal is accounted for, and serves the console with
 uvicorn on a free loopback port.
 """
@@ -24,14 +24,7 @@ import httpx
 import pytest
 import uvicorn
 
-from signalhub import codec
-from signalhub.broker import EmbeddedBroker
-from signalhub.config import Settings, load_settings
-from signalhub.connector.definition import load_definitions
-from signalhub.connector.publisher import KafkaPublisher
-from signalhub.console.app import console_app
-from signalhub.console.auth import UserStore
-from signalhub.demo import (
+from signalhub.apps.demo import (
     FOREIGN_RECORD,
     Accounting,
     DemoReport,
@@ -40,7 +33,14 @@ from signalhub.demo import (
     publish_inputs,
     run_stack,
 )
-from signalhub.schema import SchemaRegistry
+from signalhub.broker.embedded import EmbeddedBroker
+from signalhub.config import Settings, load_settings
+from signalhub.connector.definition import load_definitions
+from signalhub.connector.publisher import KafkaPublisher
+from signalhub.console.app import console_app
+from signalhub.console.auth import UserStore
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 
 __all__ = [
     "CHROMIUM",

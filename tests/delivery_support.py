@@ -18,9 +18,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from signalhub import codec
 from signalhub.config import load_settings
-from signalhub.schema import SchemaRegistry
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import AvroSchema, Record
 
 CLEAR = ("category", "severity", "neighbourhood_code")
@@ -117,7 +117,7 @@ def produce_deliveries(
 
 def records_of(bootstrap: str, topic: str, idle_ms: int = 800) -> list[Any]:
     """Every record of ``topic`` (read until idle, never trusting end offsets)."""
-    from signalhub.topic_reader import assign_topic, drain, open_consumer
+    from signalhub.broker.reader import assign_topic, drain, open_consumer
 
     consumer = open_consumer(bootstrap)
     try:

@@ -1,7 +1,7 @@
 """A running hub for integration tests, and the checks every one of them needs.
 
 :func:`running_hub` starts what ``signalhub demo`` starts (topics plus one enforcer worker
-process, via :func:`signalhub.demo.run_stack`) against a given broker, with its own state
+process, via :func:`signalhub.apps.demo.run_stack`) against a given broker, with its own state
 directory and consumer group. :class:`Hub` then publishes agency records through the real
 connectors, waits until the enforcer has accounted for them, and reads back deliveries, audit
 records and dead letters. The expected outcome of a signal is computed independently of the
@@ -28,7 +28,10 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from signalhub import audit, codec
+from signalhub.apps.demo import Accounting, prepare_settings, run_stack
+from signalhub.apps.stack import EnforcerProcess
+from signalhub.audit import record as audit_record
+from signalhub.broker.reader import drain, header, open_consumer
 from signalhub.config import Settings, load_settings
 from signalhub.connector import (
     ConnectorDefinition,
@@ -42,14 +45,12 @@ from signalhub.connector import SourceRecord as AgencyRecord
 from signalhub.connector.runner import RunReport
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import DeliveredRecord, decode_delivery, to_json_value
-from signalhub.demo import Accounting, prepare_settings, run_stack
-from signalhub.enforcement import DLQ_TOPIC
-from signalhub.policy import Decision, EmbeddedPolicyEngine, build_input
-from signalhub.pseudonym import Pseudonymiser, load_master_key
-from signalhub.schema import SchemaRegistry, policy_attributes
-from signalhub.stack import EnforcerProcess
+from signalhub.enforcer.core import DLQ_TOPIC
+from signalhub.policy.engine import Decision, EmbeddedPolicyEngine, build_input
+from signalhub.pseudonym.pseudonyms import Pseudonymiser, load_master_key
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry, policy_attributes
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions
-from signalhub.topic_reader import drain, header, open_consumer
 from signalhub.types import Record
 
 __all__ = [
@@ -436,7 +437,7 @@ class Hub:
         assert decision.allow
         assert set(delivery.payload) == set(clear) | set(pseudonymised) | set(shown_generalised)
         assert delivery.delivery["withheld"] == withheld
-        assert delivery.delivery["delivery_id"] == audit.delivery_id(
+        assert delivery.delivery["delivery_id"] == audit_record.delivery_id(
             delivery.signal_id, delivery.subscriber
         )
         assert delivery.delivery["pseudonym_domain"] == decision.domain
@@ -498,7 +499,7 @@ def running_hub(bootstrap: str, state_dir: Path, group: str) -> Iterator[Hub]:
         load_settings(bootstrap_servers=bootstrap, state_dir=state_dir, enforcer_group=group)
     )
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
-    audit.register_audit_schemas(registry, settings.schemas_dir)
+    audit_record.register_audit_schemas(registry, settings.schemas_dir)
     subscriptions = load_subscriptions(settings.subscriptions_file, registry.signal_types())
     policy = EmbeddedPolicyEngine.from_dir(settings.policies_dir)
     master_key, version = load_master_key(settings)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from signalhub.schema import SchemaRegistry
+from signalhub.schema.registry import SchemaRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"

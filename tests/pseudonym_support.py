@@ -11,13 +11,14 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from signalhub import audit, codec
+from signalhub.audit import record as audit_record
 from signalhub.config import Settings, load_settings
-from signalhub.enforcement import Enforcement, SourceRecord
-from signalhub.policy import Decision, EmbeddedPolicyEngine, PolicyEngine
-from signalhub.projection import PseudonymSink
-from signalhub.pseudonym import Pseudonymiser
-from signalhub.schema import SchemaRegistry
+from signalhub.enforcer.core import Enforcement, SourceRecord
+from signalhub.enforcer.projection import PseudonymSink
+from signalhub.policy.engine import Decision, EmbeddedPolicyEngine, PolicyEngine
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 from signalhub.types import JSON, Record
 
@@ -123,7 +124,7 @@ def enforcement(
         by_signal_type(subscriptions),
         policy or shipped_policy(),
         Pseudonymiser(KEY),
-        audit.load_audit_schema(settings().schemas_dir),
+        audit_record.load_audit_schema(settings().schemas_dir),
         max_record_bytes=settings().max_record_bytes,
         clock=lambda: NOW,
         pseudonym_sink=sink,

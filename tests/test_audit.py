@@ -8,17 +8,18 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signalhub import audit, codec
+from signalhub.audit import record as audit_record
 from signalhub.config import load_settings
-from signalhub.schema import SchemaRegistry
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 
 SIGNAL = "0b7e1f3a-9a4c-4d52-8a11-1f2e3d4c5b6a"
 OTHER = "5c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5"
 WHEN = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
-def _context() -> audit.DecisionContext:
-    return audit.DecisionContext(
+def _context() -> audit_record.DecisionContext:
+    return audit_record.DecisionContext(
         signal_id=SIGNAL,
         signal_type="nuisance_report",
         source_agency="politie",
@@ -31,12 +32,14 @@ def _context() -> audit.DecisionContext:
 
 
 def test_a_delivery_id_is_the_same_every_time_for_one_signal_and_subscriber() -> None:
-    assert audit.delivery_id(SIGNAL, "gemeente") == audit.delivery_id(SIGNAL, "gemeente")
+    assert audit_record.delivery_id(SIGNAL, "gemeente") == audit_record.delivery_id(
+        SIGNAL, "gemeente"
+    )
 
 
 def test_delivery_ids_differ_per_subscriber_and_per_signal() -> None:
     ids = {
-        audit.delivery_id(signal, subscriber)
+        audit_record.delivery_id(signal, subscriber)
         for signal in (SIGNAL, OTHER)
         for subscriber in ("gemeente", "politie", "om")
     }
@@ -44,12 +47,12 @@ def test_delivery_ids_differ_per_subscriber_and_per_signal() -> None:
 
 
 def test_decision_ids_are_stable_and_change_with_subscription_and_policy_version() -> None:
-    one = audit.decision_id(SIGNAL, "gemeente-openbare-orde", "sha256:a")
-    assert one == audit.decision_id(SIGNAL, "gemeente-openbare-orde", "sha256:a")
+    one = audit_record.decision_id(SIGNAL, "gemeente-openbare-orde", "sha256:a")
+    assert one == audit_record.decision_id(SIGNAL, "gemeente-openbare-orde", "sha256:a")
     others = {
-        audit.decision_id(SIGNAL, "gemeente-openbare-orde", "sha256:b"),
-        audit.decision_id(SIGNAL, "politie-handhaving", "sha256:a"),
-        audit.decision_id(OTHER, "gemeente-openbare-orde", "sha256:a"),
+        audit_record.decision_id(SIGNAL, "gemeente-openbare-orde", "sha256:b"),
+        audit_record.decision_id(SIGNAL, "politie-handhaving", "sha256:a"),
+        audit_record.decision_id(OTHER, "gemeente-openbare-orde", "sha256:a"),
     }
     assert one not in others
     assert len(others) == 3
@@ -59,20 +62,22 @@ def test_decision_ids_are_stable_and_change_with_subscription_and_policy_version
 def test_ids_are_rfc_4122_version_5_uuids_of_their_names(signal_id: str, other: str) -> None:
     namespace = uuid.UUID("6f1d2c1e-5b7a-4c1e-9a53-5f1a0b2f7d10")
     expected = uuid.uuid5(namespace, f"delivery/{signal_id}/{other}")
-    assert audit.delivery_id(signal_id, other) == str(expected)
+    assert audit_record.delivery_id(signal_id, other) == str(expected)
     expected = uuid.uuid5(namespace, f"decision/{signal_id}/{other}/v1")
-    assert audit.decision_id(signal_id, other, "v1") == str(expected)
+    assert audit_record.decision_id(signal_id, other, "v1") == str(expected)
 
 
 def test_decision_and_delivery_ids_never_collide() -> None:
-    assert audit.delivery_id(SIGNAL, "gemeente") != audit.decision_id(SIGNAL, "gemeente", "")
+    assert audit_record.delivery_id(SIGNAL, "gemeente") != audit_record.decision_id(
+        SIGNAL, "gemeente", ""
+    )
 
 
 def test_an_audit_record_fits_the_audit_schema_and_round_trips() -> None:
     settings = load_settings()
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
-    schema = audit.load_audit_schema(settings.schemas_dir)
-    record = audit.audit_record(
+    schema = audit_record.load_audit_schema(settings.schemas_dir)
+    record = audit_record.audit_record(
         _context(),
         subscription_id="gemeente-openbare-orde",
         subscriber="gemeente",
@@ -86,26 +91,28 @@ def test_an_audit_record_fits_the_audit_schema_and_round_trips() -> None:
         pseudonymised=("subject_bsn",),
         withheld=("address",),
         pseudonym_domain="gemeente",
-        delivery=audit.delivery_id(SIGNAL, "gemeente"),
+        delivery=audit_record.delivery_id(SIGNAL, "gemeente"),
     )
 
-    data = codec.encode(registry, schema, audit.audit_entry(SIGNAL, [record]))
+    data = codec.encode(registry, schema, audit_record.audit_entry(SIGNAL, [record]))
     _, entry = codec.decode(registry, data)
 
-    (decoded,) = audit.decisions_in(entry)
+    (decoded,) = audit_record.decisions_in(entry)
     assert entry["signal_id"] == SIGNAL
     assert decoded == record
-    assert decoded["decision_id"] == audit.decision_id(SIGNAL, "gemeente-openbare-orde", "sha256:a")
+    assert decoded["decision_id"] == audit_record.decision_id(
+        SIGNAL, "gemeente-openbare-orde", "sha256:a"
+    )
     assert decoded["source_offset"] == 42
 
 
 def test_a_deny_record_has_no_delivery_and_no_disclosed_fields() -> None:
-    record = audit.audit_record(
+    record = audit_record.audit_record(
         _context(),
-        subscription_id=audit.NO_SUBSCRIPTION,
-        subscriber=audit.NO_SUBSCRIPTION,
-        purpose=audit.NO_SUBSCRIPTION,
-        legal_basis=audit.NO_SUBSCRIPTION,
+        subscription_id=audit_record.NO_SUBSCRIPTION,
+        subscriber=audit_record.NO_SUBSCRIPTION,
+        purpose=audit_record.NO_SUBSCRIPTION,
+        legal_basis=audit_record.NO_SUBSCRIPTION,
         policy_version="sha256:a",
         outcome="deny",
         reasons=("no active subscription for this signal type",),

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from audit_store_support import BACKENDS, StoreHandle, decision, store_handle
-from signalhub.audit_store.chain import GENESIS, row_hash
-from signalhub.audit_store.store import record_body
+from signalhub.audit.chain import GENESIS, row_hash
+from signalhub.audit.store import record_body
 
 pytestmark = pytest.mark.integration
 

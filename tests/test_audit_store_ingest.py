@@ -10,12 +10,12 @@ import pytest
 from kafka import KafkaProducer
 
 from audit_store_support import BACKENDS, StoreHandle, decision, store_handle
-from signalhub import codec
-from signalhub.audit import audit_entry, load_audit_schema
-from signalhub.audit_store.ingest import AuditIngestor, audit_registry
-from signalhub.broker import EmbeddedBroker
+from signalhub.audit.ingest import AuditIngestor, audit_registry
+from signalhub.audit.record import audit_entry, load_audit_schema
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.config import load_settings
-from signalhub.schema import SchemaRegistry
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import Record
 
 pytestmark = pytest.mark.integration

@@ -20,16 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit_store_support import BACKENDS, StoreHandle, store_handle
-from signalhub import codec
-from signalhub.audit_store.ingest import AuditIngestor, audit_registry
-from signalhub.audit_store.queries import subject_disclosures, subject_refs_for
-from signalhub.audit_store.reconcile import ReconcileReport, reconcile
-from signalhub.broker import EmbeddedBroker
-from signalhub.config import Settings, load_settings
-from signalhub.connector.definition import load_definitions
-from signalhub.delivery.catalog import ViewSchemaCatalog
-from signalhub.delivery.reader import read_deliveries
-from signalhub.demo import (
+from signalhub.apps.demo import (
     Accounting,
     DemoReport,
     find_inputs,
@@ -37,9 +28,18 @@ from signalhub.demo import (
     publish_inputs,
     run_stack,
 )
-from signalhub.schema import SchemaRegistry
+from signalhub.audit.ingest import AuditIngestor, audit_registry
+from signalhub.audit.queries import subject_disclosures, subject_refs_for
+from signalhub.audit.reconcile import ReconcileReport, reconcile
+from signalhub.broker.embedded import EmbeddedBroker
+from signalhub.broker.reader import assign_topic, drain, open_consumer
+from signalhub.config import Settings, load_settings
+from signalhub.connector.definition import load_definitions
+from signalhub.delivery.catalog import ViewSchemaCatalog
+from signalhub.delivery.reader import read_deliveries
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import load_subscriptions, subscribers
-from signalhub.topic_reader import assign_topic, drain, open_consumer
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit_store_support import BACKENDS, T0, StoreHandle, decision, store_handle
-from signalhub.audit import AUDIT_DOMAIN
-from signalhub.audit_store.queries import (
+from signalhub.audit.queries import (
     LDV_COLUMNS,
     AuditQuery,
     find,
@@ -25,7 +24,8 @@ from signalhub.audit_store.queries import (
     write_csv,
     write_jsonl,
 )
-from signalhub.pseudonym import Pseudonymiser
+from signalhub.audit.record import AUDIT_DOMAIN
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
 
 pytestmark = pytest.mark.integration
 

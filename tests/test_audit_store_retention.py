@@ -12,10 +12,10 @@ import pytest
 from kafka import KafkaProducer
 
 from audit_store_support import BACKENDS, T0, StoreHandle, decision, store_handle
-from signalhub.audit_store.retention import RetentionPlan, run_retention
-from signalhub.broker import EmbeddedBroker
+from signalhub.audit.retention import RetentionPlan, run_retention
+from signalhub.broker.embedded import EmbeddedBroker
+from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.subscriptions import Subscription
-from signalhub.topic_reader import assign_topic, drain, open_consumer
 
 pytestmark = pytest.mark.integration
 

@@ -20,11 +20,11 @@ from bench.floor import FANOUT, _copies
 from bench.limit import passthrough
 from bench.workload import SignalFactory
 
-from signalhub.broker import EmbeddedBroker
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.bundling import ALERT_TYPE
-from signalhub.codec import decode
 from signalhub.config import load_settings
-from signalhub.schema import SchemaRegistry
+from signalhub.schema.codec import decode
+from signalhub.schema.registry import SchemaRegistry
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from signalhub.broker import EmbeddedBroker, advertise, connect, create_topics, free_port
+from signalhub.broker.embedded import EmbeddedBroker, advertise, connect, create_topics, free_port
 from signalhub.config import load_settings
 from signalhub.errors import BrokerError
 
@@ -142,7 +142,7 @@ def _run_owner(code: str) -> subprocess.Popen[str]:
         f"""
         import logging, sys, time
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-        from signalhub.broker import EmbeddedBroker
+        from signalhub.broker.embedded import EmbeddedBroker
         broker = EmbeddedBroker().start()
         print(broker.pid, flush=True)
         {code}

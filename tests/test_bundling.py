@@ -9,7 +9,6 @@ import pytest
 
 from bundling_support import about, source_record
 from hub_support import new_person
-from signalhub import codec
 from signalhub.bundling import (
     CASEWORK_DOMAIN,
     Bundler,
@@ -27,9 +26,10 @@ from signalhub.bundling import (
 )
 from signalhub.config import load_settings
 from signalhub.errors import PolicyError
-from signalhub.policy import EmbeddedPolicyEngine
-from signalhub.pseudonym import Pseudonymiser
-from signalhub.schema import SchemaRegistry
+from signalhub.policy.engine import EmbeddedPolicyEngine
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 
 KEY = bytes(range(32))
 SETTINGS = load_settings()

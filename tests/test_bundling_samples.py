@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from connectors.sample_data import _STREETS, PLANTED_ALERT, PLANTED_PEOPLE
 
 from connector_support import SAMPLES
-from signalhub import codec
+from signalhub.apps.demo import find_inputs
 from signalhub.bundling import (
     BUNDLING_DOMAIN,
     CASEWORK_DOMAIN,
@@ -36,12 +37,11 @@ from signalhub.connector import (
     load_definitions,
 )
 from signalhub.connector.sources import open_source
-from signalhub.demo import find_inputs
-from signalhub.outputs import SourceRecord
-from signalhub.policy import EmbeddedPolicyEngine
-from signalhub.pseudonym import Pseudonymiser
-from signalhub.samples import _STREETS, PLANTED_ALERT, PLANTED_PEOPLE
-from signalhub.schema import SchemaRegistry
+from signalhub.enforcer.outputs import SourceRecord
+from signalhub.policy.engine import EmbeddedPolicyEngine
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 
 KEY = bytes(range(32))
 SETTINGS = load_settings()

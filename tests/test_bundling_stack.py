@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from bundling_support import about, encoded
 from hub_support import Hub, new_person, read_topics, running_hub
-from signalhub import codec
-from signalhub.broker import EmbeddedBroker
+from signalhub.apps.stack import BundlerProcess
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.bundling import (
     BUNDLING_DOMAIN,
     CASEWORK_DOMAIN,
@@ -35,7 +35,7 @@ from signalhub.bundling import (
 from signalhub.cli import cli
 from signalhub.config import settings_env
 from signalhub.connector.publisher import KafkaPublisher
-from signalhub.stack import BundlerProcess
+from signalhub.schema import codec
 from signalhub.types import Record
 
 pytestmark = pytest.mark.integration

@@ -121,7 +121,7 @@ def test_a_worker_command_loads_no_other_command_group() -> None:
         "from signalhub.cli import cli\n"
         "result = CliRunner().invoke(cli, ['enforcer', '--help'])\n"
         "assert result.exit_code == 0, result.output\n"
-        "groups = ('signalhub.console', 'signalhub.audit_store', 'signalhub.cli_policy')\n"
+        "groups = ('signalhub.console', 'signalhub.audit', 'signalhub.policy.cli')\n"
         "loaded = [m for m in groups if m in sys.modules]\n"
         "print(','.join(loaded))\n"
     )

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from connector_support import SAMPLES, manifest
-from signalhub.cli_connector import connector_group
+from signalhub.connector.cli import connector_group
 
 ENV = {"SIGNALHUB_BOOTSTRAP_SERVERS": ""}
 
@@ -80,11 +80,3 @@ def test_run_publishes_to_kafka_and_a_sql_rerun_reads_nothing(broker: Any, tmp_p
     assert "read 30, published 27, rejected 3" in first.output
     second = _invoke(*args)
     assert "read 0, published 0, rejected 0" in second.output
-
-
-def test_samples_regenerates_the_shipped_files(tmp_path: Path) -> None:
-    result = _invoke("samples", "--out", str(tmp_path))
-    assert result.exit_code == 0
-    assert "(23 planted bad records, 3 planted people for the bundler)" in result.output
-    for name in ("politie.csv", "gemeente.jsonl", "woningcorporatie.csv", "manifest.json"):
-        assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), name

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signalhub.codec import HEADER_LEN, MAGIC, decode, encode, validate_signal
 from signalhub.errors import DecodeError, UnknownSchemaError, ValidationError
-from signalhub.schema import SchemaRegistry
+from signalhub.schema.codec import HEADER_LEN, MAGIC, decode, encode, validate_signal
+from signalhub.schema.registry import SchemaRegistry
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from signalhub.cli_schemas import schemas_group
-from signalhub.compat import (
+from signalhub.errors import SchemaError, UnknownSchemaError
+from signalhub.schema.cli import schemas_group
+from signalhub.schema.compat import (
     check_compatibility,
     current_schemas,
     release,
     released_schemas,
     resolution_problems,
 )
-from signalhub.errors import SchemaError, UnknownSchemaError
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from connector_support import FILE_SAMPLES, FIXED_NOW, definitions, manifest, registry, sample_path
-from signalhub import codec
 from signalhub.connector import CsvSource, JsonLinesSource, Mapper, Source, derive_signal_id
 from signalhub.connector.mapping import is_valid_bsn
 from signalhub.errors import ValidationError
+from signalhub.schema import codec
 
 
 def _source(name: str, file_name: str) -> Source:

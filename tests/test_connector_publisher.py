@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from connector_support import definitions, registry, sample_path
-from signalhub import codec
 from signalhub.connector import ConnectorRunner, JsonLinesSource, KafkaPublisher, RejectList
 from signalhub.errors import BrokerError
+from signalhub.schema import codec
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,6 @@ from connector_support import (
     registry,
     sample_path,
 )
-from signalhub import codec
 from signalhub.connector import (
     CollectingPublisher,
     ConnectorRunner,
@@ -30,6 +29,7 @@ from signalhub.connector import (
     SourceRecord,
 )
 from signalhub.errors import BrokerError
+from signalhub.schema import codec
 
 
 def _source(name: str, file_name: str) -> Source:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from connectors.sample_data import load_sql_sample, sql_rows
 
 from connector_support import definitions, registry
 from signalhub.config import load_settings
@@ -31,7 +32,6 @@ from signalhub.connector import (
 )
 from signalhub.connector.sources import WATERMARK_FILE
 from signalhub.errors import BrokerError, ConnectorError
-from signalhub.samples import load_sql_sample, sql_rows
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

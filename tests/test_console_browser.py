@@ -28,7 +28,7 @@ from console_support import (
 )
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import read_deliveries
-from signalhub.metrics import parse_metrics
+from signalhub.enforcer.metrics import parse_metrics
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from signalhub.config import load_settings
 from signalhub.console.dlq import MASK, mask_signal
 from signalhub.console.drafts import PolicyDraft, locate_problems
 from signalhub.errors import PolicyError
-from signalhub.policy_store import bundle_from_dir
-from signalhub.schema import SchemaRegistry
+from signalhub.policy.store import bundle_from_dir
+from signalhub.schema.registry import SchemaRegistry
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from console_support import WRONG_TOPIC_BSN, WRONG_TOPIC_NAME, ConsoleHub, console_hub, login
-from signalhub.audit_store.backends import open_store
-from signalhub.audit_store.queries import AuditQuery, find
+from signalhub.audit.backends import open_store
+from signalhub.audit.queries import AuditQuery, find
 from signalhub.console.views_audit import catch_up
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from delivery_support import (
     publish_view_schema,
     view_record,
 )
-from signalhub import codec
-from signalhub.broker import EmbeddedBroker
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.errors import UnknownSchemaError
+from signalhub.schema import codec
 
 pytestmark = pytest.mark.integration
 

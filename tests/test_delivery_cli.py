@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from delivery_support import fresh_registry, nuisance_view, produce_deliveries, publish_view_schema
-from signalhub.broker import EmbeddedBroker
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.config import Settings, load_settings
 from signalhub.delivery.catalog import VIEW_SCHEMAS_TOPIC
-from signalhub.delivery.cli_delivery import subscribe, subscriber_group
+from signalhub.delivery.cli import subscribe, subscriber_group
 from signalhub.delivery.secrets import SubscriberSecrets
 from signalhub.errors import ConfigError
 

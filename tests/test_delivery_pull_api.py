@@ -18,7 +18,7 @@ from delivery_support import (
     publish_view_schema,
     serve,
 )
-from signalhub.broker import EmbeddedBroker
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.pull_api import decode_cursor, encode_cursor, pull_app
 from signalhub.delivery.secrets import SubscriberSecrets

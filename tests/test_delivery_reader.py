@@ -14,7 +14,7 @@ from delivery_support import (
     produce_deliveries,
     publish_view_schema,
 )
-from signalhub.broker import EmbeddedBroker
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import read_deliveries, to_json_value
 
@@ -55,7 +55,7 @@ def test_dedupe_skips_a_repeated_delivery_id(
     publish_view_schema(broker.bootstrap_servers, views, view)
     ids = produce_deliveries(broker.bootstrap_servers, subscriber, registry, view, 3)
     with ViewSchemaCatalog(broker.bootstrap_servers, fresh_registry(), topic=views) as catalog:
-        from signalhub.topic_reader import assign_topic, drain, open_consumer
+        from signalhub.broker.reader import assign_topic, drain, open_consumer
 
         consumer = open_consumer(broker.bootstrap_servers)
         assign_topic(consumer, f"deliveries.{subscriber}")

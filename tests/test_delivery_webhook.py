@@ -22,7 +22,7 @@ from delivery_support import (
     records_of,
     serve,
 )
-from signalhub.broker import EmbeddedBroker, free_port
+from signalhub.broker.embedded import EmbeddedBroker, free_port
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.webhook import (
     Outcome,

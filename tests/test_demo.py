@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from connectors.sample_data import bad_records
 
 from hub_support import gemeente_case, new_person, politie_row, write_csv, write_jsonl
 from signalhub.config import load_settings
 from signalhub.connector import is_valid_bsn
-from signalhub.samples import bad_records
 from signalhub.subscriptions import load_subscriptions, subscribers
 
 pytestmark = pytest.mark.integration

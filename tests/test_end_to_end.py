@@ -40,12 +40,12 @@ from hub_support import (
     write_csv,
     write_jsonl,
 )
-from signalhub import codec
-from signalhub.broker import EmbeddedBroker
+from signalhub.apps.demo import Accounting
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.connector import Mapper, RejectList, create_ingest_app
 from signalhub.connector.runner import RunReport
-from signalhub.demo import Accounting
-from signalhub.enforcement import DLQ_TOPIC
+from signalhub.enforcer.core import DLQ_TOPIC
+from signalhub.schema import codec
 
 pytestmark = pytest.mark.integration
 

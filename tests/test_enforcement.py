@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from hub_support import new_person, politie_row
-from signalhub import audit, codec
+from signalhub.audit import record as audit_record
 from signalhub.config import load_settings
 from signalhub.connector import Mapper, load_definitions
-from signalhub.enforcement import (
+from signalhub.enforcer.core import (
     DLQ_TOPIC,
     PARKED_TOPIC,
     VIEW_SCHEMA_TOPIC,
@@ -28,9 +28,10 @@ from signalhub.enforcement import (
     SourceRecord,
 )
 from signalhub.errors import PolicyError
-from signalhub.policy import Decision, EmbeddedPolicyEngine, PolicyEngine
-from signalhub.pseudonym import Pseudonymiser
-from signalhub.schema import SchemaRegistry
+from signalhub.policy.engine import Decision, EmbeddedPolicyEngine, PolicyEngine
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions
 from signalhub.types import JSON, Record
 
@@ -60,7 +61,7 @@ def subscriptions() -> Mapping[str, Sequence[Subscription]]:
 @pytest.fixture
 def registry() -> SchemaRegistry:
     registry = SchemaRegistry.from_dir(SETTINGS.schemas_dir)
-    registry.register(audit.load_audit_schema(SETTINGS.schemas_dir))
+    registry.register(audit_record.load_audit_schema(SETTINGS.schemas_dir))
     return registry
 
 
@@ -74,7 +75,7 @@ def _core(
         subscriptions,
         policy,
         Pseudonymiser(b"k" * 32),
-        audit.load_audit_schema(SETTINGS.schemas_dir),
+        audit_record.load_audit_schema(SETTINGS.schemas_dir),
         max_record_bytes=MAX_BYTES,
         clock=lambda: NOW,
     )
@@ -101,8 +102,10 @@ def _source(
 
 def _audits(registry: SchemaRegistry, outputs: list[Output]) -> list[dict[str, Any]]:
     """The decision records of every audit entry among ``outputs``."""
-    entries = [codec.decode(registry, o.value)[1] for o in outputs if o.topic == audit.AUDIT_TOPIC]
-    return [decision for entry in entries for decision in audit.decisions_in(entry)]
+    entries = [
+        codec.decode(registry, o.value)[1] for o in outputs if o.topic == audit_record.AUDIT_TOPIC
+    ]
+    return [decision for entry in entries for decision in audit_record.decisions_in(entry)]
 
 
 def _deliveries(outputs: list[Output]) -> dict[str, Output]:
@@ -132,7 +135,7 @@ def test_an_allowed_subscription_gets_a_delivery_and_an_allow_audit(
     assert set(audits) == NUISANCE_SUBSCRIPTIONS
     signal_id = signal["envelope"]["signal_id"]
     for subscriber, output in deliveries.items():
-        expected_id = audit.delivery_id(signal_id, subscriber)
+        expected_id = audit_record.delivery_id(signal_id, subscriber)
         assert output.key == expected_id.encode()
         assert _headers(output)["signalhub.delivery_id"] == expected_id
         assert _headers(output)["signalhub.policy_version"] == policy.version
@@ -157,8 +160,8 @@ def test_a_signal_s_decisions_travel_as_one_audit_entry_after_its_deliveries(
         _source(topic, _encoded(registry, signal))
     )
 
-    assert outputs[-1].topic == audit.AUDIT_TOPIC
-    assert [o.topic for o in outputs].count(audit.AUDIT_TOPIC) == 1
+    assert outputs[-1].topic == audit_record.AUDIT_TOPIC
+    assert [o.topic for o in outputs].count(audit_record.AUDIT_TOPIC) == 1
     signal_id = signal["envelope"]["signal_id"]
     assert outputs[-1].key == signal_id.encode()
     _, entry = codec.decode(registry, outputs[-1].value)
@@ -192,7 +195,7 @@ def test_the_audit_refers_to_the_subject_only_by_pseudonym(
         _source(topic, _encoded(registry, signal))
     )
 
-    expected = Pseudonymiser(b"k" * 32).pseudonym(audit.AUDIT_DOMAIN, "bsn", bsn)
+    expected = Pseudonymiser(b"k" * 32).pseudonym(audit_record.AUDIT_DOMAIN, "bsn", bsn)
     for row in _audits(registry, outputs):
         assert row["subject_refs"] == [expected]
     for output in outputs:
@@ -205,9 +208,9 @@ def test_a_signal_type_nobody_subscribes_to_gets_one_deny_audit(
     topic, signal = _signal(registry)
     outputs = _core(registry, policy, {}).process(_source(topic, _encoded(registry, signal)))
 
-    assert [o.topic for o in outputs] == [audit.AUDIT_TOPIC]
+    assert [o.topic for o in outputs] == [audit_record.AUDIT_TOPIC]
     (row,) = _audits(registry, outputs)
-    assert row["subscription_id"] == audit.NO_SUBSCRIPTION
+    assert row["subscription_id"] == audit_record.NO_SUBSCRIPTION
     assert row["outcome"] == "deny"
     assert row["reasons"]
     assert outputs[0].key == signal["envelope"]["signal_id"].encode()

@@ -9,9 +9,8 @@ from datetime import date
 import pytest
 
 from pseudonym_support import BSN, KEY, NOW, drug, enforcement, nuisance, registry, source_record
-from signalhub import audit, codec
-from signalhub.errors import PolicyError
-from signalhub.generalise import (
+from signalhub.audit import record as audit_record
+from signalhub.enforcer.generalise import (
     WITHHELD_MARK,
     applicable,
     generalise_value,
@@ -19,9 +18,11 @@ from signalhub.generalise import (
     postcode_area,
     scrub_free_text,
 )
-from signalhub.policy import Decision, parse_decisions
-from signalhub.projection import plan_projection, project_payload
-from signalhub.pseudonym import Pseudonymiser
+from signalhub.enforcer.projection import plan_projection, project_payload
+from signalhub.errors import PolicyError
+from signalhub.policy.engine import Decision, parse_decisions
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.schema import codec
 
 TODAY = date(2026, 6, 1)
 
@@ -143,7 +144,7 @@ def test_shipped_policy_gives_the_landlord_the_postcode_area_not_the_address() -
     assert "postcode" not in record["payload"]
     assert "Nazarethweg" not in landlord.value.decode("utf-8", "replace")
     entries = [codec.decode(registry(), o.value)[1] for o in outputs if o.topic == "audit"]
-    audit_rows = [decision for entry in entries for decision in audit.decisions_in(entry)]
+    audit_rows = [decision for entry in entries for decision in audit_record.decisions_in(entry)]
     landlord_audit = next(a for a in audit_rows if a["subscriber"] == "woningcorporatie")
     assert landlord_audit["fields_generalised"] == ["address=postcode_area"]
     assert "address" not in landlord_audit["fields_clear"]

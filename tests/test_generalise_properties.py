@@ -8,7 +8,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalhub.generalise import BSN_IN_TEXT, WITHHELD_MARK, is_bsn, scrub_free_text
+from signalhub.enforcer.generalise import BSN_IN_TEXT, WITHHELD_MARK, is_bsn, scrub_free_text
 
 # ASCII letters and their non-ASCII ignore-case look-alikes (Kelvin sign, long s, dotted and
 # dotless i, sharp s), separators, digits and characters special to re templates.

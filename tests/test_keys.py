@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from signalhub.cli_keys import keys_group
 from signalhub.config import Settings
 from signalhub.errors import KeyProviderError
-from signalhub.keys import (
+from signalhub.pseudonym.cli import keys_group
+from signalhub.pseudonym.keys import (
     EnvKeyProvider,
     FileKeyProvider,
     KeyProvider,
@@ -21,7 +21,7 @@ from signalhub.keys import (
     key_provider,
     load_key_ring,
 )
-from signalhub.pseudonym import Pseudonymiser, load_master_key
+from signalhub.pseudonym.pseudonyms import Pseudonymiser, load_master_key
 
 KEY1 = bytes(range(32))
 KEY2 = bytes(range(32, 64))

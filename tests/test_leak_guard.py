@@ -28,22 +28,22 @@ from pseudonym_support import (
     signal,
     source_record,
 )
-from signalhub import codec
-from signalhub.audit import AUDIT_TOPIC, decisions_in, register_audit_schemas
-from signalhub.broker import EmbeddedBroker, create_topics
+from signalhub.apps.demo import Accounting, DemoReport, find_inputs, publish_inputs, run_stack
+from signalhub.audit.record import AUDIT_TOPIC, decisions_in, register_audit_schemas
+from signalhub.broker.embedded import EmbeddedBroker, create_topics
+from signalhub.broker.reader import assign_topic, drain, header, open_consumer
 from signalhub.connector.definition import load_definitions
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import read_deliveries
-from signalhub.demo import Accounting, DemoReport, find_inputs, publish_inputs, run_stack
-from signalhub.enforcement import BLOCKED_TOPIC, SourceRecord
+from signalhub.enforcer.core import BLOCKED_TOPIC, SourceRecord
+from signalhub.enforcer.generalise import BSN_IN_TEXT, is_bsn
+from signalhub.enforcer.leak_guard import SignalIdentifiers, scan_delivery
+from signalhub.enforcer.projection import Projection, identifier_values
 from signalhub.errors import SignalhubError
-from signalhub.generalise import BSN_IN_TEXT, is_bsn
-from signalhub.leak_guard import SignalIdentifiers, scan_delivery
-from signalhub.projection import Projection, identifier_values
+from signalhub.pseudonym.vault import ensure_vault_key, vault_key_file
+from signalhub.schema import codec
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions, subscribers
-from signalhub.topic_reader import assign_topic, drain, header, open_consumer
 from signalhub.types import Record
-from signalhub.vault import ensure_vault_key, vault_key_file
 
 MASTER_HEX = bytes(range(100, 132)).hex()
 

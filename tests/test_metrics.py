@@ -9,20 +9,20 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from console_support import wrong_topic_record
+from signalhub.apps.demo import prepare_settings
+from signalhub.apps.status import broker_check, health, lag
 from signalhub.config import Settings, load_settings
-from signalhub.demo import prepare_settings
-from signalhub.enforcement import Enforcement, SourceRecord
-from signalhub.enforcer import build_enforcement
-from signalhub.metrics import (
+from signalhub.enforcer.core import Enforcement, SourceRecord
+from signalhub.enforcer.metrics import (
     ENFORCER_PORT_FILE,
     MetricsExporter,
     parse_metrics,
     scrape_enforcer,
     serve_enforcer_metrics,
 )
-from signalhub.policy import EmbeddedPolicyEngine
-from signalhub.schema import SchemaRegistry
-from signalhub.status import broker_check, health, lag
+from signalhub.enforcer.worker import build_enforcement
+from signalhub.policy.engine import EmbeddedPolicyEngine
+from signalhub.schema.registry import SchemaRegistry
 
 
 @pytest.fixture

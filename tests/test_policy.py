@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signalhub.errors import PolicyError
-from signalhub.policy import (
+from signalhub.policy.engine import (
     Decision,
     EmbeddedPolicyEngine,
     MemoisedPolicy,

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policy_support import AGREEMENT, POLICIES, add_clear_field, copy_policies, registry
-from signalhub import codec
+from signalhub.apps.demo import find_inputs
 from signalhub.cli import cli
 from signalhub.config import load_settings
 from signalhub.connector.definition import load_definitions
@@ -23,11 +23,11 @@ from signalhub.connector.publisher import CollectingPublisher
 from signalhub.connector.runner import ConnectorRunner, RejectList
 from signalhub.connector.sources import open_source
 from signalhub.delivery.reader import to_json_value
-from signalhub.demo import find_inputs
 from signalhub.errors import PolicyError
-from signalhub.policy import Decision, EmbeddedPolicyEngine, build_input
-from signalhub.policy_diff import FieldChange, diff_policies, read_traffic_file
-from signalhub.schema import policy_attributes
+from signalhub.policy.diff import FieldChange, diff_policies, read_traffic_file
+from signalhub.policy.engine import Decision, EmbeddedPolicyEngine, build_input
+from signalhub.schema import codec
+from signalhub.schema.registry import policy_attributes
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 
 TODAY = date(2026, 6, 1)

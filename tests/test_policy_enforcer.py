@@ -26,17 +26,17 @@ from policy_support import (
     registry,
     undecided_policy,
 )
-from signalhub import codec
-from signalhub.broker import EmbeddedBroker
+from signalhub.apps.demo import Accounting, prepare_settings, run_stack
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.config import Settings, load_settings
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import read_deliveries
-from signalhub.demo import Accounting, prepare_settings, run_stack
+from signalhub.enforcer.parked import RetryState, retry_parked
 from signalhub.errors import PolicyError
-from signalhub.parked import RetryState, retry_parked
-from signalhub.policy_lifecycle import policy_in_force, publish_policy
-from signalhub.policy_store import PolicyStore, bundle_from_dir, read_current_bundle, send_bundle
+from signalhub.policy.lifecycle import policy_in_force, publish_policy
+from signalhub.policy.store import PolicyStore, bundle_from_dir, read_current_bundle, send_bundle
+from signalhub.schema import codec
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 
 pytestmark = pytest.mark.integration

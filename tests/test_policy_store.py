@@ -16,19 +16,19 @@ from policy_support import (
     copy_policies,
     undecided_policy,
 )
-from signalhub.broker import EmbeddedBroker
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.config import load_settings
 from signalhub.errors import PolicyError
-from signalhub.policy import EmbeddedPolicyEngine, build_input, policy_files, policy_version
-from signalhub.policy_lifecycle import publish_policy, restore_policy_in_force, validate_policy
-from signalhub.policy_store import (
+from signalhub.policy.engine import EmbeddedPolicyEngine, build_input, policy_files, policy_version
+from signalhub.policy.lifecycle import publish_policy, restore_policy_in_force, validate_policy
+from signalhub.policy.store import (
     PolicyBundle,
     PolicyStore,
     bundle_from_dir,
     materialised,
     read_current_bundle,
 )
-from signalhub.policy_switch import BrokenPolicy, PolicyWatcher, SwitchablePolicy
+from signalhub.policy.switch import BrokenPolicy, PolicyWatcher, SwitchablePolicy
 
 TODAY = date(2026, 6, 1)
 GEMEENTE = {
@@ -199,7 +199,7 @@ def test_broken_policy_always_fails() -> None:
 
 def test_consent_reaches_the_policy_and_gates_the_consent_agreements() -> None:
     from policy_support import registry
-    from signalhub.schema import policy_attributes
+    from signalhub.schema.registry import policy_attributes
 
     schema = registry().signal("debt_signal")
     assert schema.version == 2

@@ -8,10 +8,10 @@ from datetime import date
 import pytest
 
 from signalhub.config import load_settings
-from signalhub.policy import Decision
-from signalhub.projection import Projection, plan_projection, project_payload
-from signalhub.pseudonym import Pseudonymiser
-from signalhub.schema import SchemaRegistry, SignalSchema
+from signalhub.enforcer.projection import Projection, plan_projection, project_payload
+from signalhub.policy.engine import Decision
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.schema.registry import SchemaRegistry, SignalSchema
 
 PSEUDONYMISER = Pseudonymiser(b"p" * 32)
 TODAY = date(2026, 3, 2)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from signalhub.config import Settings
 from signalhub.errors import KeyProviderError
-from signalhub.pseudonym import (
+from signalhub.pseudonym.pseudonyms import (
     Pseudonymiser,
     default_key_file,
     ensure_dev_key,

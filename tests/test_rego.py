@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from signalhub.errors import PolicyError
-from signalhub.policy import run_rego_tests
+from signalhub.policy.engine import run_rego_tests
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 RESULTS = run_rego_tests(POLICIES)

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from pseudonym_support import BSN, KEY, ListSink, enforcement, nuisance, source_record
 from signalhub.config import Settings
 from signalhub.errors import KeyProviderError, ReidentificationError
-from signalhub.pseudonym import Pseudonymiser
-from signalhub.reidentify import Reidentification, subscriber_domains
-from signalhub.vault import Vault, VaultSink, ensure_vault_key, load_vault_key
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.pseudonym.reidentify import Reidentification, subscriber_domains
+from signalhub.pseudonym.vault import Vault, VaultSink, ensure_vault_key, load_vault_key
 
 VAULT_KEY = bytes(range(50, 82))
 OFFICERS = frozenset({"officer-a", "officer-b", "officer-c"})
@@ -359,7 +359,7 @@ def test_concurrent_writers_keep_one_unforked_audit_chain(
 
 
 def test_cli_flow_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from signalhub.cli_reidentify import reidentify_group
+    from signalhub.pseudonym.cli_reidentify import reidentify_group
 
     for name in ("SIGNALHUB_MASTER_KEY", "SIGNALHUB_KEY_FILE", "SIGNALHUB_VAULT_KEY_FILE"):
         monkeypatch.delenv(name, raising=False)

@@ -6,11 +6,14 @@ import csv
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+
+from connectors.sample_data import PLANTED_PEOPLE, bad_records, generate_samples, sql_rows
 
 from connector_support import SAMPLES
 from signalhub.connector import is_valid_bsn
-from signalhub.samples import PLANTED_PEOPLE, bad_records, generate_samples, sql_rows
 
 TEXT_FILES = (
     "politie.csv",
@@ -84,3 +87,18 @@ def test_planted_people_are_the_last_records_and_listed_by_reference_only() -> N
 def _manifest() -> dict[str, dict[str, str]]:
     loaded: dict[str, dict[str, str]] = json.loads((SAMPLES / "manifest.json").read_text())
     return loaded
+
+
+def test_the_generator_runs_as_a_module_from_the_repository_root(tmp_path: Path) -> None:
+    """``make samples`` runs it so: Faker is a dev dependency, so this is no product command."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.sample_data", "--out", str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(23 planted bad records, 3 planted people for the bundler)" in result.stdout
+    assert (tmp_path / "politie.csv").read_bytes() == (SAMPLES / "politie.csv").read_bytes()

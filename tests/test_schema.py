@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from signalhub.compat import released_schemas
 from signalhub.errors import SchemaError, UnknownSchemaError
-from signalhub.schema import (
+from signalhub.schema.compat import released_schemas
+from signalhub.schema.doc import BEGIN, END, render_tables
+from signalhub.schema.registry import (
     ENVELOPE_NAME,
     PII_KINDS,
     SchemaRegistry,
@@ -20,7 +21,6 @@ from signalhub.schema import (
     fingerprint_of,
     policy_attributes,
 )
-from signalhub.schema_doc import BEGIN, END, render_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"
@@ -392,5 +392,5 @@ def test_catalogue_is_in_sync_with_the_schemas(registry: SchemaRegistry) -> None
     doc = (ROOT / "docs" / "schemas.md").read_text()
     generated = doc.split(BEGIN, 1)[1].split(END, 1)[0]
     assert generated.strip() == render_tables(registry).strip(), (
-        "docs/schemas.md is stale: run `python -m signalhub.schema_doc`"
+        "docs/schemas.md is stale: run `python -m signalhub.schema.doc`"
     )

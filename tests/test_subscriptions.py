@@ -8,7 +8,7 @@ import pytest
 
 from signalhub.config import load_settings
 from signalhub.errors import ConfigError
-from signalhub.schema import SchemaRegistry
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import by_signal_type, load_subscriptions, subscribers
 
 SETTINGS = load_settings()

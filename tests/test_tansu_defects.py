@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError as AioKafkaError
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from signalhub.broker import EmbeddedBroker
+from signalhub.broker.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 

@@ -22,22 +22,22 @@ __all__ = ["main"]
 #: imported when used (or listed by ``--help``), so ``signalhub enforcer`` does not load the
 #: console, the audit store and the rest (~14 MB and 0.3 s less per worker).
 _LAZY_COMMANDS = {
-    "audit": "signalhub.audit_store.cli_audit:audit_group",
-    "bundler": "signalhub.bundling.cli_bundling:bundler_command",
-    "connector": "signalhub.cli_connector:connector_group",
-    "console": "signalhub.console.cli_console:console_group",
-    "demo": "signalhub.cli_demo:demo",
-    "hit-no-hit": "signalhub.bundling.cli_bundling:hit_no_hit_command",
-    "keys": "signalhub.cli_keys:keys_group",
-    "policy": "signalhub.cli_policy:policy_group",
-    "reidentify": "signalhub.cli_reidentify:reidentify_group",
-    "retention": "signalhub.audit_store.cli_audit:retention_command",
-    "schemas": "signalhub.cli_schemas:schemas_group",
-    "status": "signalhub.status:status_command",
-    "subscribe": "signalhub.delivery.cli_delivery:subscribe",
-    "subscriber": "signalhub.delivery.cli_delivery:subscriber_group",
-    "up": "signalhub.cli_demo:up",
-    "wijkbeeld": "signalhub.bundling.cli_bundling:wijkbeeld_command",
+    "audit": "signalhub.audit.cli:audit_group",
+    "bundler": "signalhub.bundling.cli:bundler_command",
+    "connector": "signalhub.connector.cli:connector_group",
+    "console": "signalhub.console.cli:console_group",
+    "demo": "signalhub.apps.cli:demo",
+    "hit-no-hit": "signalhub.bundling.cli:hit_no_hit_command",
+    "keys": "signalhub.pseudonym.cli:keys_group",
+    "policy": "signalhub.policy.cli:policy_group",
+    "reidentify": "signalhub.pseudonym.cli_reidentify:reidentify_group",
+    "retention": "signalhub.audit.cli:retention_command",
+    "schemas": "signalhub.schema.cli:schemas_group",
+    "status": "signalhub.apps.status:status_command",
+    "subscribe": "signalhub.delivery.cli:subscribe",
+    "subscriber": "signalhub.delivery.cli:subscriber_group",
+    "up": "signalhub.apps.cli:up",
+    "wijkbeeld": "signalhub.bundling.cli:wijkbeeld_command",
 }
 
 
@@ -85,8 +85,8 @@ def enforcer() -> None:
     Start several against the same Kafka to share the partitions of the signal topics.
     Without SIGNALHUB_BOOTSTRAP_SERVERS it starts an embedded broker of its own.
     """
-    from signalhub.broker import connect
-    from signalhub.enforcer import run_enforcer
+    from signalhub.broker.embedded import connect
+    from signalhub.enforcer.worker import run_enforcer
 
     settings = click.get_current_context().obj
     with connect(settings) as bootstrap_servers:
@@ -99,8 +99,8 @@ def serve() -> None:
 
     For deployments where the enforcer runs as its own service (docker-compose.yml).
     """
-    from signalhub.broker import connect
-    from signalhub.serve import serve_http
+    from signalhub.apps.serve import serve_http
+    from signalhub.broker.embedded import connect
 
     settings = click.get_current_context().obj
     with connect(settings) as bootstrap_servers:

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     key_file: Path | None = None
     #: Plug-in key provider ``"package.module:factory"`` (factory(settings) -> KeyProvider),
-    #: e.g. a KMS adapter; wins over ``master_key`` and ``key_file``. See signalhub.keys.
+    #: e.g. a KMS adapter; wins over ``master_key`` and ``key_file``. See signalhub.pseudonym.keys.
     key_provider: str | None = None
     #: AES-GCM key of the re-identification vault (owner-only file, 32 bytes hex), kept apart
     #: from the pseudonym keys. Unset: ``<state_dir>/vault.key``.

@@ -18,14 +18,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from signalhub import codec
 from signalhub.bundling.rules import BundlingPolicy, RuleDecision
 from signalhub.bundling.store import Alert, BundleStore, Contribution
 from signalhub.bundling.subjects import Subject, alert_signal_id, epoch_ms, subjects_of
+from signalhub.enforcer.outputs import Output, SourceRecord
 from signalhub.errors import RecordError, UnknownSchemaError
-from signalhub.outputs import Output, SourceRecord
-from signalhub.pseudonym import Pseudonymiser
-from signalhub.schema import SchemaRegistry
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import Record
 
 __all__ = ["ALERT_TYPE", "HUB_AGENCY", "UNKNOWN_NEIGHBOURHOOD", "Bundler", "iso_week"]

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from signalhub.audit import AUDIT_DOMAIN
+from signalhub.audit.record import AUDIT_DOMAIN
 from signalhub.bundling.rules import BundlingPolicy
 from signalhub.bundling.store import BundleStore
 from signalhub.bundling.subjects import BUNDLING_DOMAIN
-from signalhub.pseudonym import Pseudonymiser
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
 
 __all__ = ["Answer", "LogEntry", "ask", "read_log", "verify_log"]
 

@@ -22,18 +22,18 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from signalhub.broker import create_topics
+from signalhub.broker.embedded import create_topics
+from signalhub.broker.reader import assign_topics, open_consumer
 from signalhub.bundling.core import ALERT_TYPE, Bundler
 from signalhub.bundling.rules import BundlingPolicy
 from signalhub.bundling.store import BundleStore, store_path
 from signalhub.config import Settings
 from signalhub.connector.publisher import KafkaPublisher
-from signalhub.keys import load_key_ring
-from signalhub.outputs import SourceRecord
-from signalhub.policy import EmbeddedPolicyEngine
-from signalhub.pseudonym import Pseudonymiser
-from signalhub.schema import SchemaRegistry
-from signalhub.topic_reader import assign_topics, open_consumer
+from signalhub.enforcer.outputs import SourceRecord
+from signalhub.policy.engine import EmbeddedPolicyEngine
+from signalhub.pseudonym.keys import load_key_ring
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.schema.registry import SchemaRegistry
 
 __all__ = ["BATCH_SIZE", "bundler_topics", "run_bundler"]
 

@@ -14,9 +14,9 @@ from signalhub.bundling.rules import BundlingPolicy
 from signalhub.bundling.store import BundleStore, store_path
 from signalhub.bundling.wijkbeeld import cells, to_csv, to_html
 from signalhub.config import Settings
-from signalhub.keys import load_key_ring
-from signalhub.policy import EmbeddedPolicyEngine
-from signalhub.pseudonym import Pseudonymiser
+from signalhub.policy.engine import EmbeddedPolicyEngine
+from signalhub.pseudonym.keys import load_key_ring
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
 
 __all__ = ["Progress", "ask_hit_no_hit", "progress", "render_wijkbeeld"]
 

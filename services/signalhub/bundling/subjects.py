@@ -15,8 +15,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from signalhub.pseudonym import Pseudonymiser, normalise
-from signalhub.schema import SignalSchema
+from signalhub.pseudonym.pseudonyms import Pseudonymiser, normalise
+from signalhub.schema.registry import SignalSchema
 from signalhub.types import Record
 
 __all__ = [

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signalhub.connector.definition import ConnectorDefinition, FieldMap
 from signalhub.errors import ConnectorError, ValidationError
-from signalhub.schema import SchemaRegistry, SignalSchema
+from signalhub.schema.registry import SchemaRegistry, SignalSchema
 from signalhub.types import Record
 
 __all__ = ["Clock", "Mapper", "derive_signal_id", "is_valid_bsn", "utc_now"]

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from signalhub import codec
 from signalhub.connector.definition import ConnectorDefinition
 from signalhub.connector.mapping import Clock, Mapper, utc_now
 from signalhub.connector.publisher import Publisher
 from signalhub.connector.sources import Source, SourceRecord
 from signalhub.errors import DecodeError, RecordError, UnknownSchemaError
-from signalhub.schema import SchemaRegistry
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import Record
 
 __all__ = [

@@ -7,7 +7,7 @@ console alone), :func:`console_context`, and the command group ``console_group``
 
 from signalhub.console.app import console_app, console_context, console_routes
 from signalhub.console.auth import PERMISSIONS, ROLES, UserStore
-from signalhub.console.cli_console import console_group
+from signalhub.console.cli import console_group
 
 __all__ = [
     "PERMISSIONS",

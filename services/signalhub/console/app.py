@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from signalhub.apps.status import HealthReport, broker_check, health
 from signalhub.bundling.service import render_wijkbeeld
 from signalhub.config import Settings
 from signalhub.console.audit_log import ConsoleAuditLog
@@ -40,9 +41,8 @@ from signalhub.console.web import (
     guarded,
     read_form,
 )
-from signalhub.metrics import parse_metrics, scrape_enforcer
-from signalhub.schema import SchemaRegistry
-from signalhub.status import HealthReport, broker_check, health
+from signalhub.enforcer.metrics import parse_metrics, scrape_enforcer
+from signalhub.schema.registry import SchemaRegistry
 
 __all__ = ["console_app", "console_context", "console_routes"]
 

@@ -1,6 +1,6 @@
 """The console's own audit log: logins that failed, policy publishes and rollbacks, DLQ replays.
 
-The audit store (:mod:`signalhub.audit_store`) holds decision records only (its ``append`` takes
+The audit store (:mod:`signalhub.audit`) holds decision records only (its ``append`` takes
 audit records keyed by ``decision_id``), so console events go to a separate append-only JSON
 Lines file, ``<state_dir>/console/audit.jsonl`` (owner-only), each line hash-chained to the one
 before it (``prev`` = SHA-256 of the previous line), so a removed or edited line is detectable

@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from signalhub import codec
+from signalhub.broker.reader import assign_topic, drain, header, open_consumer
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.delivery.reader import to_json_value
-from signalhub.enforcement import DLQ_TOPIC
+from signalhub.enforcer.core import DLQ_TOPIC
 from signalhub.errors import SignalhubError, UnknownSchemaError
-from signalhub.schema import SchemaRegistry
-from signalhub.topic_reader import assign_topic, drain, header, open_consumer
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 
 __all__ = ["MASK", "DeadLetter", "ReplayLog", "mask_signal", "read_dead_letters", "replay"]
 

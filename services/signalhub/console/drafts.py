@@ -3,7 +3,7 @@
 Each console user edits a draft under ``<state_dir>/console/drafts/<user>/policies/``, seeded
 from the version in force (the ``policies`` topic, else ``policies/``). Checking, testing,
 dry-running and publishing all call the same functions as ``signalhub policy ...``
-(:mod:`signalhub.policy`, :mod:`signalhub.policy_lifecycle`, :mod:`signalhub.policy_diff`):
+(:mod:`signalhub.policy.engine`, :mod:`signalhub.policy.lifecycle`, :mod:`signalhub.policy.diff`):
 the console adds no rules of its own. The draft directory is named ``policies`` because the
 engine reports ``policies/<file>:<line>``, which is how an error is put at its line here.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signalhub.errors import PolicyError
-from signalhub.policy import check_policies, run_rego_tests
-from signalhub.policy_store import PolicyBundle
+from signalhub.policy.engine import check_policies, run_rego_tests
+from signalhub.policy.store import PolicyBundle
 
 __all__ = ["PolicyDraft", "Problem", "locate_problems"]
 

@@ -3,7 +3,7 @@
 Lag is computed from what is actually fetched, never from end offsets (tansu under-reports
 them): a reader in the console follows every signal topic partition and remembers the highest
 offset it has seen (it drops the values unread), and the enforcer reports the next offset it will
-process (:mod:`signalhub.metrics`). Lag = seen end - enforcer position, per partition.
+process (:mod:`signalhub.enforcer.metrics`). Lag = seen end - enforcer position, per partition.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from signalhub.metrics import MetricsSnapshot, parse_metrics
-from signalhub.topic_reader import open_consumer
+from signalhub.broker.reader import open_consumer
+from signalhub.enforcer.metrics import MetricsSnapshot, parse_metrics
 
 __all__ = ["Sample", "Sampler", "TopicEnds"]
 

@@ -1,8 +1,8 @@
 """Audit pages: what did whom receive about a subject, or what did a subscriber receive, and why.
 
 The same queries as ``signalhub audit subject`` / ``audit query``
-(:mod:`signalhub.audit_store.queries`). The BSN searched for is pseudonymised into the audit
-domain at once (:func:`~signalhub.audit_store.queries.subject_refs_for`); it is posted (never in
+(:mod:`signalhub.audit.queries`). The BSN searched for is pseudonymised into the audit
+domain at once (:func:`~signalhub.audit.queries.subject_refs_for`); it is posted (never in
 a URL), never stored, logged or shown back. Before each search the store takes in what is new on
 the ``audit`` topic (the ingester is idempotent, so this is safe beside a running one).
 """
@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from signalhub.audit_store.backends import open_store
-from signalhub.audit_store.ingest import AuditIngestor, audit_registry
-from signalhub.audit_store.queries import (
+from signalhub.audit.backends import open_store
+from signalhub.audit.ingest import AuditIngestor, audit_registry
+from signalhub.audit.queries import (
     OUTCOMES,
     AuditQuery,
     find,
@@ -26,7 +26,7 @@ from signalhub.audit_store.queries import (
     subject_disclosures,
     subject_refs_for,
 )
-from signalhub.audit_store.store import StoredRecord
+from signalhub.audit.store import StoredRecord
 from signalhub.config import Settings
 from signalhub.console.auth import Session
 from signalhub.console.web import ConsoleContext, first, form_of, guarded

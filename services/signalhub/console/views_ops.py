@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from signalhub.apps.status import health
 from signalhub.config import Settings
 from signalhub.console.auth import Session
 from signalhub.console.dlq import ReplayLog, read_dead_letters, replay
 from signalhub.console.web import ConsoleContext, form_of, guarded
-from signalhub.metrics import MetricsSnapshot, parse_metrics, scrape_enforcer
-from signalhub.status import health
+from signalhub.enforcer.metrics import MetricsSnapshot, parse_metrics, scrape_enforcer
 from signalhub.subscriptions import load_subscriptions
 
 __all__ = ["dashboard_summary", "reject_counts", "routes"]

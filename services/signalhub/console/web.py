@@ -32,7 +32,7 @@ from signalhub.console.auth import (
 )
 from signalhub.console.sampler import Sampler
 from signalhub.console.settings import ConsoleSettings
-from signalhub.schema import SchemaRegistry
+from signalhub.schema.registry import SchemaRegistry
 
 __all__ = ["COOKIE", "ConsoleContext", "Form", "guarded", "read_form"]
 

@@ -13,6 +13,7 @@ in :class:`SubscriberSecrets`. See ``docs/delivery.md``.
 
 from __future__ import annotations
 
+from signalhub.broker.reader import deliveries_topic
 from signalhub.delivery.catalog import VIEW_SCHEMAS_TOPIC, ViewSchemaCatalog
 from signalhub.delivery.pull_api import pull_app
 from signalhub.delivery.reader import DeliveredRecord, decode_delivery, read_deliveries
@@ -26,7 +27,6 @@ from signalhub.delivery.webhook import (
     verify_signature,
     webhook_pushers,
 )
-from signalhub.topic_reader import deliveries_topic
 
 __all__ = [
     "VIEW_SCHEMAS_TOPIC",

@@ -4,8 +4,8 @@ View schemas are derived per policy decision (which fields are clear, which pseu
 reader can know them in advance. The enforcer publishes each new view schema once to the topic
 ``schemas.views`` (key: fingerprint hex, value: the schema as JSON) *before* the first delivery
 that uses it. :class:`ViewSchemaCatalog` reads that topic from the beginning into a
-:class:`~signalhub.schema.SchemaRegistry`, and reads on when a delivery names a fingerprint it
-has not seen yet: the schema is then on the topic, just not read yet.
+:class:`~signalhub.schema.registry.SchemaRegistry`, and reads on when a delivery names a
+fingerprint it has not seen yet: the schema is then on the topic, just not read yet.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-from signalhub import codec
+from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.errors import SchemaError, UnknownSchemaError
-from signalhub.schema import SchemaRegistry
-from signalhub.topic_reader import assign_topic, drain, open_consumer
+from signalhub.schema import codec
+from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import AvroSchema, Record
 
 __all__ = ["VIEW_SCHEMAS_TOPIC", "ViewSchemaCatalog"]

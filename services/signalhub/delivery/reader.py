@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from signalhub.broker.reader import assign_topic, deliveries_topic, drain, header, open_consumer
 from signalhub.delivery.catalog import ViewSchemaCatalog
-from signalhub.topic_reader import assign_topic, deliveries_topic, drain, header, open_consumer
 from signalhub.types import JSON, AvroSchema, Record
 
 __all__ = ["DeliveredRecord", "decode_delivery", "read_deliveries", "to_json_value"]

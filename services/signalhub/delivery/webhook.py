@@ -33,12 +33,12 @@ import httpx
 from kafka import KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from signalhub.broker.reader import deliveries_topic, header, open_consumer
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import DELIVERY_ID_HEADER, decode_delivery
 from signalhub.delivery.secrets import SubscriberSecrets
 from signalhub.errors import BrokerError, DeliveryError, RecordError, SchemaError
 from signalhub.subscriptions import Subscription
-from signalhub.topic_reader import deliveries_topic, header, open_consumer
 
 __all__ = [
     "DELIVERY_ID_HTTP_HEADER",

@@ -1,0 +1,135 @@
+"""``signalhub demo`` and ``signalhub up``: the whole hub on the embedded default."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from signalhub.config import Settings
+from signalhub.delivery.reader import DeliveredRecord
+
+__all__ = ["demo", "render_alert", "render_delivery", "up"]
+
+_PAYLOAD_PREVIEW = 6
+
+
+@click.command()
+@click.option(
+    "--input",
+    "input_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Take the agency files from DIR (<agency>.csv|.jsonl|.sqlite) instead of the samples.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write OUT/<subscriber>.jsonl, dlq.jsonl, rejects.jsonl and audit.jsonl.",
+)
+@click.option("--limit", default=3, show_default=True, help="Deliveries shown per subscriber.")
+@click.pass_obj
+def demo(settings: Settings, input_dir: Path | None, out_dir: Path | None, limit: int) -> None:
+    """Run the whole hub once over the sample data and show who received what.
+
+    Starts the embedded broker, an enforcer worker and the bundler, runs every agency
+    connector, waits until every signal is accounted for and bundled, prints per subscriber what
+    it received (pseudonyms and withheld fields visible), the casework alerts the bundler raised,
+    the dead letters and rejects with their reasons, and a summary. Stops everything it started.
+    """
+    from signalhub.apps.demo import run_demo
+
+    echo = _progress
+    echo("signalhub demo: starting the embedded stack")
+    report = run_demo(settings, echo, input_dir, out_dir)
+    click.echo("")
+    for subscriber, records in sorted(report.deliveries.items()):
+        click.secho(f"== {subscriber}: {len(records)} deliveries", bold=True)
+        for record in records[:limit]:
+            click.echo("   " + render_delivery(record))
+        if len(records) > limit:
+            click.echo(f"   ... and {len(records) - limit} more")
+    alerts = {
+        str((record.record.get("envelope") or {}).get("signal_id")): record
+        for record in report.alerts()
+    }
+    click.secho(f"== casework alerts (bundler): {len(report.alert_ids)}", bold=True)
+    for signal_id in report.alert_ids:
+        alert = alerts.get(signal_id)
+        click.echo("   " + (render_alert(alert) if alert else f"{signal_id[:8]}: not delivered"))
+    click.secho(f"== dead-letter topic: {len(report.dead_letters)} records", bold=True)
+    for dead in report.dead_letters:
+        click.echo(f"   {dead['source']}: {dead['reason']} — {dead['detail']}")
+    click.secho(f"== rejects (kept by the connectors): {len(report.rejects)} records", bold=True)
+    for reject in report.rejects:
+        click.echo(f"   {reject.agency} {reject.ref}: {reject.code} — {reject.reason}")
+    outcomes = report.outcomes()
+    delivered = sum(len(records) for records in report.deliveries.values())
+    click.secho("== summary", bold=True)
+    click.echo(
+        f"   {sum(run.read for run in report.runs)} records read, "
+        f"{report.published} signals published, {len(report.rejects)} rejected, "
+        f"{len(report.dead_letters)} dead letters, {len(report.alert_ids)} casework alerts"
+    )
+    click.echo(
+        f"   {sum(outcomes.values())} decisions: {outcomes['allow']} allowed, "
+        f"{outcomes['deny']} denied, {outcomes['error']} errors; "
+        f"{delivered} deliveries to {len(report.deliveries)} subscribers"
+    )
+    if out_dir is not None:
+        click.echo(f"   written to {out_dir}/")
+
+
+def render_delivery(record: DeliveredRecord) -> str:
+    """One line: type, delivery id, clear fields, pseudonyms (shortened) and withheld names."""
+    payload = record.record.get("payload") or {}
+    delivery = record.record.get("delivery") or {}
+    pseudonymised = set(record.pseudonymised_fields())
+    shown = []
+    for name, value in payload.items():
+        if value is None:
+            continue
+        text = f"{value[:14]}…" if name in pseudonymised and isinstance(value, str) else repr(value)
+        shown.append(f"{name}={text}")
+    withheld = delivery.get("withheld") or []
+    more = f" (+{len(shown) - _PAYLOAD_PREVIEW} more)" if len(shown) > _PAYLOAD_PREVIEW else ""
+    return (
+        f"{record.signal_type} {record.delivery_id[:8]} "
+        f"{' '.join(shown[:_PAYLOAD_PREVIEW])}{more} | withheld: {', '.join(withheld) or '-'}"
+    )
+
+
+def render_alert(record: DeliveredRecord) -> str:
+    """One casework alert: bundle, rule, contributing agencies and types, span; no content."""
+    payload = record.record.get("payload") or {}
+    first, last = str(payload.get("first_observed")), str(payload.get("last_observed"))
+    try:
+        days = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days
+        span = f"{first[:10]} .. {last[:10]} ({days} days)"
+    except ValueError:
+        span = f"{first} .. {last}"
+    return (
+        f"{payload.get('subject_kind')} bundle {str(payload.get('bundle_id'))[:8]} "
+        f"revision {payload.get('revision')}: rule {payload.get('rule')} — "
+        f"{payload.get('signal_count')} signals from {', '.join(payload.get('agencies') or [])} "
+        f"({', '.join(payload.get('signal_types') or [])}), {span} → zvh"
+    )
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=not sys.stdout.isatty())
+
+
+@click.command()
+@click.pass_obj
+def up(settings: Settings) -> None:
+    """Run the hub until stopped: broker (embedded unless configured), enforcer, HTTP service.
+
+    The HTTP service on SIGNALHUB_HTTP_HOST:SIGNALHUB_HTTP_PORT serves the ingest endpoint
+    (POST /ingest/<agency>) and the pull API (GET /v1/deliveries). Ctrl-C stops everything.
+    """
+    from signalhub.apps.serve import run_hub
+
+    run_hub(settings, click.echo)

@@ -1,0 +1,158 @@
+"""``signalhub connector ...``: list the agency connectors and run one.
+
+Mounted on the main CLI with ``cli.add_command(connector_group)``. This is an edge: it reads the
+settings, builds the source, publisher and reject file, and turns a
+:class:`~signalhub.errors.SignalhubError` into ``Error: what happened — what to do`` and exit 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from signalhub.config import Settings, load_settings
+from signalhub.connector import (
+    CollectingPublisher,
+    ConnectorDefinition,
+    ConnectorRunner,
+    KafkaPublisher,
+    Publisher,
+    RejectFile,
+    RunReport,
+    Source,
+    load_definitions,
+    open_source,
+)
+from signalhub.errors import ConnectorError, SignalhubError
+from signalhub.schema.registry import SchemaRegistry
+
+__all__ = ["connector_group"]
+
+
+def _settings() -> Settings:
+    found = click.get_current_context().find_object(Settings)
+    return found if found is not None else load_settings()
+
+
+def _fail(exc: SignalhubError) -> None:
+    click.echo(f"Error: {exc}", err=True)
+    raise SystemExit(1)
+
+
+@click.group("connector")
+def connector_group() -> None:
+    """Agency connectors: map each agency's records to signals and publish them."""
+
+
+@connector_group.command("list")
+def list_command() -> None:
+    """Show every connector definition, its sources and the signal types it produces."""
+    settings = _settings()
+    try:
+        definitions = load_definitions(settings.connectors_dir)
+    except SignalhubError as exc:
+        _fail(exc)
+        return
+    for name, definition in definitions.items():
+        kinds = ", ".join(source.kind for source in definition.sources)
+        click.echo(f"{name:<20} {definition.title}")
+        click.echo(f"{'':<20} sources: {kinds}")
+        click.echo(f"{'':<20} signals: {', '.join(definition.signal_types())}")
+
+
+@connector_group.command("run")
+@click.argument("name")
+@click.option(
+    "--source",
+    "location",
+    default=None,
+    help="File (.csv, .jsonl) or SQL URL (postgresql://..., sqlite:///path). "
+    "Default: the connector's sample.",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON Lines file the rejected records are appended to "
+    "(default: <state dir>/rejects/<name>.jsonl).",
+)
+@click.option("--bootstrap-servers", default=None, help="Kafka to publish to.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file keeping SQL watermarks (default: <state dir>/connector-watermarks.sqlite).",
+)
+@click.option("--dry-run", is_flag=True, help="Map and validate only; publish nothing.")
+def run_command(
+    name: str,
+    location: str | None,
+    rejects: Path | None,
+    bootstrap_servers: str | None,
+    state: Path | None,
+    dry_run: bool,
+) -> None:
+    """Run connector NAME once over its source: publish what maps, reject what does not."""
+    settings = _settings()
+    try:
+        definitions = load_definitions(settings.connectors_dir)
+        definition = definitions.get(name)
+        if definition is None:
+            raise ConnectorError(
+                f"no connector named {name!r} — choose one of: {', '.join(definitions)}"
+            )
+        registry = SchemaRegistry.from_dir(settings.schemas_dir)
+        where = location or _sample_location(definition, settings)
+        source = open_source(definition, where, state or settings)
+        reject_file = rejects or settings.state_dir / "rejects" / f"{name}.jsonl"
+        servers = bootstrap_servers or settings.bootstrap_servers
+        publisher: Publisher
+        if dry_run:
+            publisher = CollectingPublisher()
+        elif not servers:
+            raise ConnectorError(
+                "no Kafka to publish to — pass --bootstrap-servers or set "
+                "SIGNALHUB_BOOTSTRAP_SERVERS (or use --dry-run to check the mapping only)"
+            )
+        else:
+            publisher = KafkaPublisher(servers, client_id=f"signalhub-connector-{name}")
+        try:
+            report = _run(definition, registry, publisher, source, reject_file, settings, dry_run)
+        finally:
+            publisher.close()
+    except SignalhubError as exc:
+        _fail(exc)
+        return
+    verb = "mapped (dry run)" if dry_run else "published"
+    click.echo(
+        f"{name}: read {report.read}, {verb} {report.published}, rejected {report.rejected}"
+        + (f" (see {reject_file})" if report.rejected else "")
+    )
+
+
+def _run(
+    definition: ConnectorDefinition,
+    registry: SchemaRegistry,
+    publisher: Publisher,
+    source: Source,
+    reject_file: Path,
+    settings: Settings,
+    dry_run: bool,
+) -> RunReport:
+    runner = ConnectorRunner(
+        definition,
+        registry,
+        publisher,
+        rejects=RejectFile(reject_file),
+        max_record_bytes=settings.max_record_bytes,
+    )
+    return runner.run(source, commit=not dry_run)
+
+
+def _sample_location(definition: ConnectorDefinition, settings: Settings) -> str:
+    for spec in definition.sources:
+        if spec.sample:
+            path = settings.connectors_dir / spec.sample
+            return f"sqlite:///{path}" if spec.kind == "sql" else str(path)
+    raise ConnectorError(f"connector {definition.name!r} has no sample — pass --source")

@@ -1,0 +1,478 @@
+"""The enforcer's pure core: one raw signal record in, the records to produce out.
+
+Decode and validate, take one policy decision for all active subscriptions of the signal's type,
+and per permitted subscription project, pseudonymise and encode a delivery; one audit record per
+decision, all of a signal's records in one audit-topic entry after its deliveries. A record that
+cannot be processed becomes a dead letter (with its reason and original bytes); a signal whose
+policy cannot be evaluated is parked, not dropped, and nothing about it is delivered (fail
+closed). No faust here: the stream wiring lives in :mod:`signalhub.enforcer.worker`.
+
+Error policy, in one place (:meth:`Enforcement.process`):
+    DecodeError / ValidationError / oversized / wrong topic  -> dead letter, go on
+    PolicyError                                              -> deny + audit "error" + park, go on
+    leak guard finding in a delivery                         -> no delivery; report on
+                                                                deliveries.blocked (reason, never
+                                                                the value) + audit "error", go on
+    any other exception while processing one record          -> dead letter "internal_error"
+                                                                (a bug: logged with where it
+                                                                happened, never a crash loop; the
+                                                                record is replayable after a fix)
+Errors outside record processing (the producer, the broker) crash the worker instead, before
+the offset is committed, so the record is processed again after the restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from signalhub.audit import record as audit_record
+from signalhub.enforcer.leak_guard import Leak, SignalIdentifiers, scan_delivery
+from signalhub.enforcer.outputs import (
+    BLOCKED_TOPIC,
+    DLQ_TOPIC,
+    PARKED_TOPIC,
+    VIEW_SCHEMA_TOPIC,
+    Output,
+    SourceRecord,
+    blocked_report,
+    canonical_json,
+    dead_letter,
+    delivery,
+    parked,
+)
+from signalhub.enforcer.projection import (
+    Projection,
+    PseudonymSink,
+    plan_projection,
+    project_payload,
+)
+from signalhub.errors import PolicyError, RecordError, UnknownSchemaError
+from signalhub.policy.engine import Decision, PolicyEngine, build_input
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
+from signalhub.schema.codec import decode, encode
+from signalhub.schema.registry import SchemaRegistry, SignalSchema, policy_attributes
+from signalhub.subscriptions import Subscription
+from signalhub.types import AvroSchema, Record
+
+__all__ = [
+    "BLOCKED_TOPIC",
+    "DLQ_TOPIC",
+    "PARKED_TOPIC",
+    "VIEW_SCHEMA_TOPIC",
+    "Enforcement",
+    "Output",
+    "SourceRecord",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Stats:
+    """Counters of what the core did, for the unit-of-work log line and metrics."""
+
+    signals: Counter[str] = field(default_factory=Counter)
+    deliveries: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    blocked: Counter[str] = field(default_factory=Counter)
+    parked: int = 0
+    #: When a list, every count is also appended to it as (counter, label, n), so the metrics
+    #: exporter can take what one record did instead of diffing copies of every counter.
+    journal: list[tuple[str, str, int]] | None = None
+    #: With the journal: (source agency, registered_at) of the signal counted last, so that the
+    #: exporter labels and times it without decoding the record a second time.
+    last_signal: tuple[str, datetime] | None = None
+
+    def count_signal(self, signal_type: str, envelope: Record) -> None:
+        """Count one decoded signal (and remember its source and registration, when journaling)."""
+        self.count("signals", signal_type)
+        if self.journal is not None:
+            self.last_signal = (str(envelope["source_agency"]), envelope["registered_at"])
+
+    def count(self, counter: str, label: str, n: int = 1) -> None:
+        """Add ``n`` to ``label`` of the named counter (and to the journal, when kept)."""
+        if counter == "parked":
+            self.parked += n
+        else:
+            getattr(self, counter)[label] += n
+        if self.journal is not None:
+            self.journal.append((counter, label, n))
+
+
+class Enforcement:
+    """Decide and project signals for their subscribers; no I/O, the caller produces the outputs.
+
+    ``pseudonym_sink`` is told of every pseudonym issued (the re-identification vault; its
+    ``record`` does the I/O, so a sink that buffers must be flushed by the caller).
+    ``leak_guard`` scans every delivery before it is encoded (:mod:`signalhub.enforcer.leak_guard`).
+    """
+
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        subscriptions: Mapping[str, Sequence[Subscription]],
+        policy: PolicyEngine,
+        pseudonymiser: Pseudonymiser,
+        audit_schema: AvroSchema,
+        *,
+        max_record_bytes: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pseudonym_sink: PseudonymSink | None = None,
+        leak_guard: bool = True,
+    ) -> None:
+        self._registry = registry
+        self._subscriptions = subscriptions
+        self._policy = policy
+        self._pseudonymiser = pseudonymiser
+        self._audit_schema = audit_schema
+        self._max_record_bytes = max_record_bytes
+        self._clock = clock
+        self._sink = pseudonym_sink
+        self._leak_guard = leak_guard
+        self._published_views: set[bytes] = set()
+        self.stats = Stats()
+
+    @property
+    def pseudonym_sink(self) -> PseudonymSink | None:
+        """The sink given at construction, so the edge can flush it before committing."""
+        return self._sink
+
+    @property
+    def policy(self) -> PolicyEngine:
+        """The policy engine deciding for this core (the edge switches published versions)."""
+        return self._policy
+
+    def process(self, record: SourceRecord) -> list[Output]:
+        """Everything to produce for one source record, in order (view schemas first)."""
+        try:
+            return self._process(record)
+        except Exception as exc:  # the error policy: a bug in one record must not stop the rest
+            where = _where_it_failed(exc)
+            logger.error(
+                "%s: processing failed with %s at %s; dead-lettered as internal_error",
+                record.where(),
+                type(exc).__name__,
+                where,
+            )
+            self.stats.count("dead_letters", "internal_error")
+            detail = f"{type(exc).__name__} at {where} — fix the enforcer, then replay this record"
+            return [dead_letter(record, "internal_error", detail, self._clock())]
+
+    def _process(self, record: SourceRecord) -> list[Output]:
+        try:
+            schema, signal = self._decode(record)
+        except RecordError as exc:
+            self.stats.count("dead_letters", exc.code)
+            return [dead_letter(record, exc.code, str(exc), self._clock())]
+        signal_type = schema.signal_type
+        self.stats.count_signal(signal_type, signal["envelope"])
+        subscriptions = self._subscriptions.get(signal_type, ())
+        context = self._context(record, schema, signal)
+        if not subscriptions:
+            return [self._no_subscription(context)]
+        now = self._clock()
+        envelope: Record = signal["envelope"]
+        payload: Record = signal["payload"]
+        policy_input = build_input(
+            signal_type,
+            envelope["source_agency"],
+            policy_attributes(schema, payload, now.date()),
+            [subscription.policy_view() for subscription in subscriptions],
+            now.date(),
+        )
+        try:
+            decisions = self._policy.decide(policy_input)
+            missing = [s.id for s in subscriptions if s.id not in decisions]
+            if missing:
+                raise PolicyError(
+                    f"the policy gave no decision for subscription(s) {', '.join(missing)}"
+                )
+        except PolicyError as exc:
+            return self._park(record, context, subscriptions, exc, now)
+        # Once per signal, shared by every delivery's scan.
+        identifiers = SignalIdentifiers.of(schema, payload) if self._leak_guard else None
+        outputs: list[Output] = []
+        decided: list[Record] = []
+        for subscription in subscriptions:
+            produced, decision_record = self._apply(
+                schema,
+                envelope,
+                payload,
+                subscription,
+                decisions[subscription.id],
+                context,
+                now,
+                identifiers,
+            )
+            outputs.extend(produced)
+            decided.append(decision_record)
+        outputs.append(self._audit_output(context.signal_id, decided))
+        return outputs
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _decode(self, record: SourceRecord) -> tuple[SignalSchema, Record]:
+        if record.value is None:
+            raise _RejectedError("empty", "the record has no value (tombstone)")
+        if len(record.value) > self._max_record_bytes:
+            raise _RejectedError(
+                "oversized",
+                f"{len(record.value)} bytes exceeds the limit of {self._max_record_bytes}",
+            )
+        try:
+            writer, signal = decode(self._registry, record.value)
+        except UnknownSchemaError as exc:
+            raise _RejectedError("unknown_schema", str(exc)) from exc
+        signal_type = str(signal.get("envelope", {}).get("signal_type", ""))
+        try:
+            schema = self._registry.signal(signal_type)
+        except UnknownSchemaError as exc:
+            raise _RejectedError("unknown_signal_type", str(exc)) from exc
+        if writer.get("name") != schema.avro.get("name"):
+            raise _RejectedError(
+                "invalid", f"written with schema {writer.get('name')}, not a {signal_type} schema"
+            )
+        if record.topic != schema.topic:
+            raise _RejectedError(
+                "wrong_topic",
+                f"a {signal_type} signal on {record.topic}; it belongs on {schema.topic}",
+            )
+        return schema, signal
+
+    def _context(
+        self, record: SourceRecord, schema: SignalSchema, signal: Record
+    ) -> audit_record.DecisionContext:
+        envelope: Record = signal["envelope"]
+        payload: Record = signal["payload"]
+        subject_refs = tuple(
+            self._pseudonymiser.pseudonym(audit_record.AUDIT_DOMAIN, "bsn", str(payload[spec.name]))
+            for spec in schema.payload_fields
+            if spec.pii == "bsn" and payload.get(spec.name)
+        )
+        return audit_record.DecisionContext(
+            signal_id=envelope["signal_id"],
+            signal_type=schema.signal_type,
+            source_agency=envelope["source_agency"],
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            observed_at=envelope["observed_at"],
+            subject_refs=subject_refs,
+        )
+
+    def _apply(
+        self,
+        schema: SignalSchema,
+        envelope: Record,
+        payload: Record,
+        subscription: Subscription,
+        decision: Decision,
+        context: audit_record.DecisionContext,
+        now: datetime,
+        identifiers: SignalIdentifiers | None = None,
+    ) -> tuple[list[Output], Record]:
+        """(the records to produce, the audit record of the decision) for one subscription."""
+
+        def audited(
+            outcome: str,
+            legal_basis: str,
+            projection: Projection | None = None,
+            delivery: str | None = None,
+            reasons: tuple[str, ...] = decision.reasons,
+        ) -> Record:
+            return audit_record.audit_record(
+                context,
+                subscription_id=subscription.id,
+                subscriber=subscription.subscriber,
+                purpose=subscription.purpose,
+                legal_basis=legal_basis,
+                policy_version=decision.policy_version,
+                outcome=outcome,
+                reasons=reasons,
+                decided_at=now,
+                clear=projection.clear if projection else (),
+                pseudonymised=projection.pseudonymised if projection else (),
+                withheld=projection.withheld
+                if projection
+                else tuple(spec.name for spec in schema.payload_fields),
+                generalised=tuple(f"{name}={how}" for name, how in projection.generalised)
+                if projection
+                else (),
+                pseudonym_domain=decision.domain if projection else None,
+                delivery=delivery,
+            )
+
+        if not decision.allow:
+            self.stats.count("decisions", "deny")
+            return [], audited("deny", subscription.legal_basis)
+        projection = plan_projection(schema, decision)
+        the_delivery_id = audit_record.delivery_id(context.signal_id, subscription.subscriber)
+        view_payload = project_payload(
+            schema,
+            projection,
+            payload,
+            self._pseudonymiser,
+            decision.domain,
+            sink=self._sink,
+            today=now.date(),
+        )
+        if identifiers is not None:
+            leaks = scan_delivery(view_payload, projection, identifiers)
+            if leaks:
+                reasons = _blocked_reasons(leaks)
+                self.stats.count("decisions", "error")
+                self.stats.count("blocked", subscription.subscriber)
+                logger.warning(
+                    "%s: delivery %s to %s not sent — %s",
+                    context.source_topic,
+                    the_delivery_id,
+                    subscription.subscriber,
+                    "; ".join(reasons),
+                )
+                blocked = _blocked_output(
+                    context, subscription, decision, the_delivery_id, reasons, now
+                )
+                return [blocked], audited("error", decision.legal_basis, projection, None, reasons)
+        view_schema = self._registry.view_schema(
+            schema.signal_type,
+            projection.clear,
+            projection.pseudonymised,
+            dict(projection.generalised),
+        )
+        outputs = self._view_schema_outputs(view_schema)
+        view: Record = {
+            "envelope": envelope,
+            "delivery": {
+                "delivery_id": the_delivery_id,
+                "subscriber": subscription.subscriber,
+                "purpose": subscription.purpose,
+                "legal_basis": decision.legal_basis,
+                "policy_version": decision.policy_version,
+                "pseudonym_domain": decision.domain,
+                "withheld": list(projection.withheld),
+            },
+            "payload": view_payload,
+        }
+        value = encode(self._registry, view_schema, view, trusted=True)
+        outputs.append(
+            delivery(
+                subscription.topic,
+                the_delivery_id,
+                schema.signal_type,
+                decision.policy_version,
+                value,
+            )
+        )
+        self.stats.count("decisions", "allow")
+        self.stats.count("deliveries", subscription.subscriber)
+        return outputs, audited("allow", decision.legal_basis, projection, the_delivery_id)
+
+    def _park(
+        self,
+        record: SourceRecord,
+        context: audit_record.DecisionContext,
+        subscriptions: Sequence[Subscription],
+        exc: PolicyError,
+        now: datetime,
+    ) -> list[Output]:
+        """Fail closed: deliver nothing, audit every subscription as an error, park the signal."""
+        logger.warning("%s: policy evaluation failed, signal parked: %s", record.where(), exc)
+        version = getattr(self._policy, "version", "unknown")
+        decided = [
+            audit_record.audit_record(
+                context,
+                subscription_id=subscription.id,
+                subscriber=subscription.subscriber,
+                purpose=subscription.purpose,
+                legal_basis=subscription.legal_basis,
+                policy_version=str(version),
+                outcome="error",
+                reasons=(f"policy evaluation failed: {exc}",),
+                decided_at=now,
+            )
+            for subscription in subscriptions
+        ]
+        self.stats.count("decisions", "error", len(subscriptions))
+        self.stats.count("parked", "")
+        return [self._audit_output(context.signal_id, decided), parked(record, str(exc), now)]
+
+    def _no_subscription(self, context: audit_record.DecisionContext) -> Output:
+        """A signal nobody subscribed to is still accounted for, as a denial."""
+        self.stats.count("decisions", "deny")
+        record = audit_record.audit_record(
+            context,
+            subscription_id=audit_record.NO_SUBSCRIPTION,
+            subscriber=audit_record.NO_SUBSCRIPTION,
+            purpose=audit_record.NO_SUBSCRIPTION,
+            legal_basis=audit_record.NO_SUBSCRIPTION,
+            policy_version=str(getattr(self._policy, "version", "unknown")),
+            outcome="deny",
+            reasons=("no active subscription for this signal type",),
+            decided_at=self._clock(),
+        )
+        return self._audit_output(context.signal_id, [record])
+
+    def _view_schema_outputs(self, view_schema: AvroSchema) -> list[Output]:
+        """Publish a view schema once per process, before the first delivery that needs it."""
+        fingerprint = self._registry.register(view_schema)
+        if fingerprint in self._published_views:
+            return []
+        self._published_views.add(fingerprint)
+        text = canonical_json(view_schema)
+        return [Output(VIEW_SCHEMA_TOPIC, fingerprint.hex().encode(), text.encode())]
+
+    def _audit_output(self, signal_id: str, decided: Sequence[Record]) -> Output:
+        """One audit-topic record holding every decision taken about the signal."""
+        entry = audit_record.audit_entry(signal_id, decided)
+        value = encode(self._registry, self._audit_schema, entry, trusted=True)
+        return Output(audit_record.AUDIT_TOPIC, signal_id.encode(), value)
+
+
+class _RejectedError(RecordError):
+    """A record the enforcer cannot process, with the reason code for the dead-letter topic."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _blocked_reasons(leaks: Sequence[Leak]) -> tuple[str, ...]:
+    findings = sorted({leak.describe() for leak in leaks})
+    return (f"leak guard blocked the delivery: {', '.join(findings)}",)
+
+
+def _blocked_output(
+    context: audit_record.DecisionContext,
+    subscription: Subscription,
+    decision: Decision,
+    the_delivery_id: str,
+    reasons: tuple[str, ...],
+    now: datetime,
+) -> Output:
+    report: dict[str, object] = {
+        "delivery_id": the_delivery_id,
+        "signal_id": context.signal_id,
+        "signal_type": context.signal_type,
+        "subscription_id": subscription.id,
+        "subscriber": subscription.subscriber,
+        "policy_version": decision.policy_version,
+        "reasons": list(reasons),
+        "source": f"{context.source_topic}[{context.source_partition}]@{context.source_offset}",
+        "blocked_at": now.isoformat(),
+    }
+    return blocked_report(report, reasons[0], now)
+
+
+def _where_it_failed(exc: BaseException) -> str:
+    """The innermost frame of a traceback as file:line, without the message (it may hold data)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown location"
+    frame = frames[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"

@@ -1,0 +1,165 @@
+"""Keyed pseudonyms per subscriber domain, and where the master key comes from.
+
+A pseudonym is ``pn1.k<key version>.<32 base32 chars>``: HMAC-SHA256 over the pii kind and the
+normalised value, with a key derived by HKDF-SHA256 from the master key, the pseudonym domain and
+the key version, truncated to 20 bytes. Within one domain the same person always gets the same
+pseudonym, so a subscriber can link its signals; across domains the pseudonyms are unlinkable
+without the master key. The key version in the pseudonym says which key made it, so keys can be
+rotated and old pseudonyms recognised. Re-identification is not done here: it is a separate,
+audited act.
+
+Where the master keys come from (a versioned key ring, its providers and rotation) is
+:mod:`signalhub.pseudonym.keys`; the names it shares with this module are re-exported here.
+
+Neither a key nor a value to pseudonymise ever appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from signalhub.config import Settings
+from signalhub.errors import KeyProviderError
+from signalhub.pseudonym.keys import (
+    MIN_KEY_BYTES,
+    KeyRing,
+    default_key_file,
+    ensure_dev_key,
+    load_key_ring,
+)
+
+__all__ = [
+    "MIN_KEY_BYTES",
+    "Pseudonymiser",
+    "default_key_file",
+    "ensure_dev_key",
+    "load_master_key",
+    "normalise",
+    "pseudonym_key_version",
+    "rotation_mapping",
+]
+
+_SCHEME = "pn1"
+_DIGEST_BYTES = 20
+_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_PSEUDONYM = re.compile(r"^pn1\.k([1-9][0-9]*)\.([a-z2-7]{32})$")
+_COMPACT_KINDS = frozenset({"bsn", "postcode"})
+_COMPACT = re.compile(r"[\s.\-]+")
+_SPACES = re.compile(r"\s+")
+#: Pseudonyms one :class:`Pseudonymiser` keeps in memory; the cache is emptied when full.
+_REMEMBER = 65_536
+
+
+def normalise(kind: str, value: str) -> str:
+    """The form of a value that is pseudonymised, so trivial spelling differences still link.
+
+    Unicode NFC, whitespace stripped and collapsed, case-folded; for ``bsn`` and ``postcode``
+    spaces, dots and hyphens are removed, and an 8-digit BSN gets back its lost leading zero.
+    """
+    text = unicodedata.normalize("NFC", value).strip().casefold()
+    if kind in _COMPACT_KINDS:
+        text = _COMPACT.sub("", text)
+        if kind == "bsn" and len(text) == 8 and text.isdigit():
+            text = "0" + text
+        return text
+    return _SPACES.sub(" ", text)
+
+
+class Pseudonymiser:
+    """Makes pseudonyms with one master key version; domain keys and recent pseudonyms are cached.
+
+    A pseudonym depends only on the key, the domain, the kind and the value, so the cache of
+    pseudonyms made is exact; it belongs to this instance, hence to this one key version.
+    """
+
+    def __init__(self, master_key: bytes, key_version: int = 1) -> None:
+        if len(master_key) < MIN_KEY_BYTES:
+            raise KeyProviderError(
+                f"master key too short: need at least {MIN_KEY_BYTES} bytes — "
+                "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        if key_version < 1:
+            raise KeyProviderError("key version must be a positive integer")
+        self._master = bytes(master_key)
+        self.key_version = key_version
+        self._prefix = f"{_SCHEME}.k{key_version}."
+        self._domain_macs: dict[str, hmac.HMAC] = {}
+        self._made: dict[tuple[str, str, str], str] = {}
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Pseudonymiser(key_version={self.key_version})"
+
+    def pseudonym(self, domain: str, kind: str, value: str) -> str:
+        """The pseudonym of ``value`` (a pii ``kind`` such as ``"bsn"``) in ``domain``."""
+        cache_key = (domain, kind, value)
+        made = self._made.get(cache_key)
+        if made is None:
+            # Copying a keyed HMAC skips hashing the key pads again, which hmac.new does per call.
+            mac = self._domain_mac(domain).copy()
+            mac.update(kind.encode() + b"\0" + normalise(kind, value).encode("utf-8"))
+            body = base64.b32encode(mac.digest()[:_DIGEST_BYTES]).decode("ascii").lower()
+            made = self._prefix + body
+            if len(self._made) >= _REMEMBER:
+                self._made.clear()
+            self._made[cache_key] = made
+        return made
+
+    def _domain_mac(self, domain: str) -> hmac.HMAC:
+        """An HMAC-SHA256 keyed with the domain key, fed nothing: copy it, never update it."""
+        mac = self._domain_macs.get(domain)
+        if mac is None:
+            if not _DOMAIN.match(domain):
+                raise ValueError("pseudonym domain must match [a-z0-9][a-z0-9_-]{0,62}")
+            info = b"signalhub/pseudonym/" + domain.encode() + b"/k%d" % self.key_version
+            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
+                self._master
+            )
+            mac = hmac.new(key, digestmod=hashlib.sha256)
+            self._domain_macs[domain] = mac
+        return mac
+
+
+def pseudonym_key_version(pseudonym: str) -> int:
+    """The master key version that made ``pseudonym``; ValueError if it is not one of ours."""
+    match = _PSEUDONYM.match(pseudonym)
+    if match is None:
+        raise ValueError("not a signalhub pseudonym (expected pn1.k<version>.<32 base32>)")
+    return int(match.group(1))
+
+
+def load_master_key(settings: Settings) -> tuple[bytes, int]:
+    """The current master key and its version, from the provider the settings select.
+
+    Raises :class:`KeyProviderError` when no key is configured, the file is readable by group or
+    others, or the content is not a key of at least 32 bytes (see :mod:`signalhub.pseudonym.keys`).
+    """
+    ring = load_key_ring(settings)
+    return ring.key(), ring.current
+
+
+def rotation_mapping(
+    ring: KeyRing, domain: str, kind: str, values: Iterable[str], old: int, new: int
+) -> list[tuple[str, str]]:
+    """``(old pseudonym, new pseudonym)`` for each value, in one domain, de-duplicated in order.
+
+    This is what lets a subscriber keep its links across a key rotation without the hub
+    handing it an identifier: it receives only pairs of its own domain's pseudonyms.
+    """
+    before = Pseudonymiser(ring.key(old), old)
+    after = Pseudonymiser(ring.key(new), new)
+    pairs: dict[str, str] = {}
+    for value in values:
+        if not value.strip():
+            continue
+        pairs.setdefault(
+            before.pseudonym(domain, kind, value), after.pseudonym(domain, kind, value)
+        )
+    return list(pairs.items())

@@ -1,0 +1,127 @@
+"""Subscriber view schemas: a signal schema projected to what one subscriber may receive.
+
+A view keeps the envelope, adds a ``delivery`` record that says why and under which policy the
+subscriber got it, and keeps only the payload fields the policy released: clear fields with their
+original type and metadata, pseudonymised and generalised fields as ``["null", "string"]``. The
+record is named ``nl.signalhub.view.<type>_<hash>``, the hash covering the signal schema's
+fingerprint and the field sets, so two different projections never share a name and one
+projection is always the same schema (subscribers can cache it by fingerprint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from signalhub.types import JSON, AvroSchema
+
+if TYPE_CHECKING:
+    from signalhub.schema.registry import SignalSchema
+
+__all__ = ["DELIVERY_FIELDS", "VIEW_NAMESPACE", "project_view"]
+
+VIEW_NAMESPACE = "nl.signalhub.view"
+#: The fields of the ``delivery`` record, in order.
+DELIVERY_FIELDS = (
+    "delivery_id",
+    "subscriber",
+    "purpose",
+    "legal_basis",
+    "policy_version",
+    "pseudonym_domain",
+    "withheld",
+)
+
+
+def project_view(
+    signal: SignalSchema,
+    clear: frozenset[str],
+    pseudo: frozenset[str],
+    generalised: Mapping[str, str] | None = None,
+) -> AvroSchema:
+    """The (unparsed) view schema of ``signal`` with these clear, pseudonymised and generalised
+    (``{field: method}``) fields; generalised fields are ``["null", "string"]`` too."""
+    names = {f.name for f in signal.payload_fields}
+    pseudo = pseudo & names
+    general = {k: v for k, v in (generalised or {}).items() if k in names and k not in pseudo}
+    clear = (clear & names) - pseudo - set(general)
+    identity: list[JSON] = [signal.fingerprint.hex(), sorted(clear), sorted(pseudo)]
+    if general:  # only then: views without generalisation keep their names and fingerprints
+        identity.append(sorted(general.items()))
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
+    name = f"{signal.signal_type}_{digest}"
+    fields: list[JSON] = []
+    payload = next(f for f in signal.avro["fields"] if f["name"] == "payload")["type"]
+    for f in payload["fields"]:
+        public = {k: v for k, v in f.items() if not k.startswith("__")}
+        if f["name"] in pseudo:
+            fields.append(
+                {
+                    "name": f["name"],
+                    "type": ["null", "string"],
+                    "default": None,
+                    "pii": f.get("pii"),
+                    "pseudonymised": True,
+                    "doc": f"Pseudonym (in the subscriber's domain) of: {f.get('doc', f['name'])}",
+                }
+            )
+        elif f["name"] in general:
+            fields.append(
+                {
+                    "name": f["name"],
+                    "type": ["null", "string"],
+                    "default": None,
+                    "pii": f.get("pii"),
+                    "generalised": general[f["name"]],
+                    "doc": f"Generalised ({general[f['name']]}) of: {f.get('doc', f['name'])}",
+                }
+            )
+        elif f["name"] in clear:
+            fields.append(public)
+    envelope = next(f for f in signal.avro["fields"] if f["name"] == "envelope")
+    return {
+        "type": "record",
+        "name": name,
+        "namespace": VIEW_NAMESPACE,
+        "doc": f"What one subscriber receives of a {signal.signal_type} signal.",
+        "signal_type": signal.signal_type,
+        "source_version": signal.version,
+        "fields": [
+            {k: v for k, v in envelope.items() if not k.startswith("__")},
+            {"name": "delivery", "type": _DELIVERY, "doc": "Why and under which policy."},
+            {
+                "name": "payload",
+                "type": {"type": "record", "name": f"{name}_payload", "fields": fields},
+                "doc": "The payload fields this subscriber may see, clear or pseudonymised.",
+            },
+        ],
+    }
+
+
+def _str_field(name: str, doc: str) -> JSON:
+    return {"name": name, "type": "string", "doc": doc}
+
+
+_DELIVERY: AvroSchema = {
+    "type": "record",
+    "name": "Delivery",
+    "namespace": VIEW_NAMESPACE,
+    "doc": "How this delivery came about; stamped by the enforcer.",
+    "fields": [
+        _str_field(
+            "delivery_id", "Stable id derived from signal id and subscriber (de-duplicate)."
+        ),
+        _str_field("subscriber", "The receiving agency."),
+        _str_field("purpose", "The purpose of the subscription the delivery serves."),
+        _str_field("legal_basis", "The legal basis the policy accepted for this delivery."),
+        _str_field("policy_version", "Version (sha256) of the policy that allowed it."),
+        _str_field("pseudonym_domain", "Domain in which the pseudonyms in this record are valid."),
+        {
+            "name": "withheld",
+            "type": {"type": "array", "items": "string"},
+            "doc": "Names of payload fields withheld from this subscriber.",
+        },
+    ],
+}
