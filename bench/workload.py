@@ -56,9 +56,14 @@ class EncodedSignal:
 class SignalFactory:
     """Seeded generator of valid, encoded signals of every type (round-robin over the types)."""
 
-    def __init__(self, registry: SchemaRegistry, seed: int = 935) -> None:
+    def __init__(
+        self, registry: SchemaRegistry, seed: int = 935, now: datetime | None = None
+    ) -> None:
         self._registry = registry
         self._rng = random.Random(seed)
+        # One registration time per factory: reading the clock per record made two factories
+        # with the same seed differ whenever they straddled a second.
+        self._now = now or datetime.now(UTC).replace(microsecond=0)
         fake = Faker("nl_NL")
         fake.seed_instance(seed)
         self._names = [str(fake.name()) for _ in range(_POOL)]
@@ -84,7 +89,7 @@ class SignalFactory:
 
     def record(self, schema: SignalSchema) -> Record:
         rng = self._rng
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = self._now
         envelope = {
             "signal_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "signal_type": schema.signal_type,

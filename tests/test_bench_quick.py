@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,10 @@ def test_factory_makes_valid_signals_of_every_type_between_1_and_2_kb(
 
 
 def test_factory_is_deterministic_per_seed(registry: SchemaRegistry) -> None:
-    first = [s.value for s in SignalFactory(registry, seed=1).signals(5)]
-    again = [s.value for s in SignalFactory(registry, seed=1).signals(5)]
-    other = [s.value for s in SignalFactory(registry, seed=2).signals(5)]
+    now = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    first = [s.value for s in SignalFactory(registry, seed=1, now=now).signals(5)]
+    again = [s.value for s in SignalFactory(registry, seed=1, now=now).signals(5)]
+    other = [s.value for s in SignalFactory(registry, seed=2, now=now).signals(5)]
     assert first == again
     assert first != other
 
