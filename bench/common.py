@@ -246,7 +246,7 @@ def start_child(args: list[str], log_path: Path, env: Mapping[str, str] | None =
     import subprocess
     import sys
 
-    from signalhub.broker.embedded import child_preexec
+    from signalhub.broker.children import child_preexec
 
     log = log_path.open("ab")
     try:

@@ -1,7 +1,7 @@
 """Framework floor: the fastest idiomatic faust pass-through, no processing.
 
 The faust app the enforcer runs (`new_faust_app`, with its short-fetch consumer, imported from
-:mod:`signalhub.enforcer.worker`, not copied), the same signal topics and partitions, the same
+:mod:`signalhub.broker.clients`, not copied), the same signal topics and partitions, the same
 record mix, web server off, ``stream.take_events()`` batches with producer sends that are not
 awaited per record. It writes one output per input and does nothing else, so it is what faust itself
 costs per record: the enforcer cannot be faster than this on one worker.
@@ -35,8 +35,9 @@ from bench.common import (
     stop_child,
 )
 from bench.workload import EncodedSignal, SignalFactory
+from signalhub.broker.clients import KafkaConnection, new_faust_app
 from signalhub.broker.embedded import EmbeddedBroker
-from signalhub.enforcer.worker import BATCH_SIZE, BATCH_WITHIN_S, new_faust_app
+from signalhub.enforcer.worker import BATCH_SIZE, BATCH_WITHIN_S
 from signalhub.schema.registry import SchemaRegistry
 
 __all__ = ["run", "worker"]
@@ -110,7 +111,7 @@ def worker(bootstrap: str, group: str, sink: str, state_dir: Path, fanout: float
     settings = bench_settings(state_dir)
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
     sources = [registry.signal(t).topic for t in registry.signal_types()]
-    app = new_faust_app(settings, bootstrap, group)
+    app = new_faust_app(KafkaConnection.from_settings(settings, bootstrap), settings, group)
     source = app.topic(*sources, key_type=bytes, value_type=bytes)
 
     @app.agent(source, name="passthrough")

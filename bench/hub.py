@@ -38,12 +38,13 @@ from bench.common import (
 )
 from bench.workload import EncodedSignal, SignalFactory
 from signalhub.apps.stack import EnforcerProcess
-from signalhub.audit import record as audit_record
-from signalhub.broker.embedded import EmbeddedBroker, create_topics
+from signalhub.broker.admin import create_topics
+from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.config import Settings
 from signalhub.enforcer.worker import enforcer_topics
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions
+from signalhub.wire import AUDIT_TOPIC, delivery_id
 
 __all__ = ["Throughput", "enforcers", "run", "throughput"]
 
@@ -186,7 +187,7 @@ def throughput(
     seen: OutputCount = count_outputs(
         bootstrap,
         dict.fromkeys(sinks, 1),
-        until={audit_record.AUDIT_TOPIC: len(signals)},
+        until={AUDIT_TOPIC: len(signals)},
         idle_s=0.5,
         timeout_s=600,
         alive=alive,
@@ -208,7 +209,7 @@ async def _latency(
     owner: dict[bytes, bytes] = {}
     for signal in signals:
         for sub in subs.get(signal.signal_type, ()):
-            owner[audit_record.delivery_id(signal.signal_id, sub.subscriber).encode()] = signal.key
+            owner[delivery_id(signal.signal_id, sub.subscriber).encode()] = signal.key
     _, sinks = enforcer_topics(settings)
     topics = [t for t in sinks if t.startswith("deliveries.")]
     consumer = AIOKafkaConsumer(

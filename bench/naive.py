@@ -35,8 +35,9 @@ from bench.common import (
 from bench.workload import SignalFactory
 from signalhub.broker.embedded import EmbeddedBroker, free_port
 from signalhub.config import Settings
-from signalhub.policy.engine import build_input, parse_decisions
-from signalhub.pseudonym.pseudonyms import Pseudonymiser, load_master_key
+from signalhub.policy.decision import build_input, parse_decisions
+from signalhub.pseudonym.keys import load_master_key
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema.codec import decode, encode
 from signalhub.schema.registry import SchemaRegistry, policy_attributes
 from signalhub.subscriptions import by_signal_type, load_subscriptions

@@ -21,6 +21,7 @@ from signalhub.audit import record as audit_record
 from signalhub.audit.backends import PostgresAuditStore, SqliteAuditStore
 from signalhub.audit.store import AuditStore
 from signalhub.types import Record
+from signalhub.wire import delivery_id
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgres")
@@ -116,5 +117,5 @@ def decision(
         pseudonymised=("subject_bsn",) if allowed else (),
         withheld=("subject_name",) if allowed else ("category", "severity", "subject_bsn"),
         pseudonym_domain="gemeente" if allowed else None,
-        delivery=audit_record.delivery_id(signal_id, subscriber) if allowed else None,
+        delivery=delivery_id(signal_id, subscriber) if allowed else None,
     )

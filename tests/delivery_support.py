@@ -7,7 +7,6 @@ schema to a schemas topic first), so the delivery channels are tested against th
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import threading
 import time
@@ -22,6 +21,7 @@ from signalhub.config import load_settings
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import AvroSchema, Record
+from signalhub.wire import canonical_json
 
 CLEAR = ("category", "severity", "neighbourhood_code")
 PSEUDONYMISED = ("subject_bsn",)
@@ -70,7 +70,7 @@ def publish_view_schema(bootstrap: str, topic: str, schema: AvroSchema) -> None:
     """What the enforcer does: fingerprint hex as key, the (parsed) schema as sorted JSON."""
     registry = SchemaRegistry()
     fingerprint = registry.register(schema)
-    text = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    text = canonical_json(schema)
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
         producer.send(topic, key=fingerprint.hex().encode(), value=text.encode()).get(10)

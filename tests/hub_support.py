@@ -31,7 +31,7 @@ from kafka import TopicPartition
 from signalhub.apps.demo import Accounting, prepare_settings, run_stack
 from signalhub.apps.stack import EnforcerProcess
 from signalhub.audit import record as audit_record
-from signalhub.broker.reader import drain, header, open_consumer
+from signalhub.broker.reader import drain, open_consumer
 from signalhub.config import Settings, load_settings
 from signalhub.connector import (
     ConnectorDefinition,
@@ -45,13 +45,15 @@ from signalhub.connector import SourceRecord as AgencyRecord
 from signalhub.connector.runner import RunReport
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import DeliveredRecord, decode_delivery, to_json_value
-from signalhub.enforcer.core import DLQ_TOPIC
-from signalhub.policy.engine import Decision, EmbeddedPolicyEngine, build_input
-from signalhub.pseudonym.pseudonyms import Pseudonymiser, load_master_key
+from signalhub.policy.decision import Decision, build_input
+from signalhub.policy.engine import EmbeddedPolicyEngine
+from signalhub.pseudonym.keys import load_master_key
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry, policy_attributes
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions
 from signalhub.types import Record
+from signalhub.wire import DLQ_TOPIC, delivery_id, header
 
 __all__ = [
     "Delivery",
@@ -437,7 +439,7 @@ class Hub:
         assert decision.allow
         assert set(delivery.payload) == set(clear) | set(pseudonymised) | set(shown_generalised)
         assert delivery.delivery["withheld"] == withheld
-        assert delivery.delivery["delivery_id"] == audit_record.delivery_id(
+        assert delivery.delivery["delivery_id"] == delivery_id(
             delivery.signal_id, delivery.subscriber
         )
         assert delivery.delivery["pseudonym_domain"] == decision.domain

@@ -15,7 +15,8 @@ from signalhub.audit import record as audit_record
 from signalhub.config import Settings, load_settings
 from signalhub.enforcer.core import Enforcement, SourceRecord
 from signalhub.enforcer.projection import PseudonymSink
-from signalhub.policy.engine import Decision, EmbeddedPolicyEngine, PolicyEngine
+from signalhub.policy.decision import Decision
+from signalhub.policy.engine import EmbeddedPolicyEngine, PolicyEngine
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from audit_store_support import BACKENDS, StoreHandle, decision, store_handle
-from signalhub.audit.chain import GENESIS, row_hash
+from signalhub.audit.chain import row_hash
 from signalhub.audit.store import record_body
+from signalhub.ledger import GENESIS
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +161,74 @@ def test_an_external_anchor_catches_a_rewritten_history(handle: StoreHandle) -> 
     assert handle.store.verify().intact  # undetectable from inside the store...
     found = handle.store.verify(anchors=[head]).findings  # ...but not against a kept head
     assert [(f.kind, f.seq) for f in found] == [("anchor", 10)]
+
+
+def _old_body(value: dict[str, object]) -> str:
+    """A record body exactly as the store has always written it (canonical JSON, UTF-8 kept)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _old_decision(n: int, millis: str) -> dict[str, object]:
+    return {
+        "decision_id": f"dec-{n}",
+        "signal_id": f"sig-{n}",
+        "signal_type": "nuisance_report",
+        "subscription_id": "gemeente-sub",
+        "subscriber": "gemeente",
+        "outcome": "allow",
+        "delivery_id": f"del-{n}",
+        "decided_at": f"2024-03-01T09:0{n}:00.{millis}Z",
+        "subject_refs": [f"ref-{n % 2}"],
+        "purpose": "openbare orde — overlast",
+        "reasons": ["afspraak “wijkteam” geldig"],
+        "fields_disclosed": ["category", "severity"],
+    }
+
+
+# Written by the store before it kept its chain on the ledger: decisions 1..3, a retention run
+# that removed 1..2 (anchored at 2's hash), then decision 4. The hashes are that code's output.
+_OLD_HASHES = {
+    2: "bd64b15a0e93dff81d04f3ab9ed6256fa9c66a63da6c61be0ea9562057b53ded",
+    3: "b45fd470dda61c78529c02e8f40b1b6dc3ca2964ad9fde999abf7f9534354b17",
+    4: "c5616449b18624e57ca121ef7655460f64214aaf6c97be973bdc443bbe056d10",
+    5: "39587a9982fc86f2d413183520e3b40f5126c8b7858e6b174e36575f7dd10957",
+}
+
+
+def _old_rows() -> list[tuple[object, ...]]:
+    retention = {
+        "kind": "retention",
+        "ran_at": "2024-04-01T00:00:00.000Z",
+        "audit_store": {
+            "removed": 2,
+            "removed_ranges": [{"anchor": _OLD_HASHES[2], "first_seq": 1, "last_seq": 2}],
+        },
+    }
+    third, fourth = _old_decision(3, "500"), _old_decision(4, "750")
+    columns = ("nuisance_report", "gemeente-sub", "gemeente", "allow")
+    return [
+        (3, "decision", "dec-3", "sig-3", *columns, "del-3", 1709283780500, _old_body(third),
+         _OLD_HASHES[2], _OLD_HASHES[3]),
+        (4, "retention", "retention-1", None, None, None, None, None, None, 1711929600000,
+         _old_body(retention), _OLD_HASHES[3], _OLD_HASHES[4]),
+        (5, "decision", "dec-4", "sig-4", *columns, "del-4", 1709283840750, _old_body(fourth),
+         _OLD_HASHES[4], _OLD_HASHES[5]),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_chain_written_before_the_ledger_still_verifies(backend: str, tmp_path: Path) -> None:
+    with store_handle(backend, tmp_path) as old:
+        for row in _old_rows():
+            marks = ", ".join("?" for _ in row)
+            old.sql(f"INSERT INTO audit_log VALUES ({marks})", row)
+        old.sql("INSERT INTO audit_subject VALUES ('ref-1', 3), ('ref-0', 5)")
+        old.sql("UPDATE audit_head SET seq = 5, row_hash = ?", (_OLD_HASHES[5],))
+        report = old.store.verify(anchors=[(5, _OLD_HASHES[5])])
+        assert report.intact, report.findings
+        assert report.removed_by_retention == 2
+        body = _old_body(_old_decision(3, "500"))
+        assert row_hash("decision", "dec-3", _OLD_HASHES[2], body) == _OLD_HASHES[3]
+        # and the chain goes on from there
+        assert old.store.append([_old_decision(5, "000")]).inserted == 1
+        assert old.store.verify().intact

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from signalhub.broker.embedded import EmbeddedBroker, advertise, connect, create_topics, free_port
+from signalhub.broker.admin import create_topics
+from signalhub.broker.connect import advertise, connect
+from signalhub.broker.embedded import EmbeddedBroker, free_port
 from signalhub.config import load_settings
 from signalhub.errors import BrokerError
 

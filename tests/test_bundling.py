@@ -15,7 +15,6 @@ from signalhub.bundling import (
     BundleStore,
     BundlingPolicy,
     address_key,
-    alert_signal_id,
     ask,
     cells,
     read_log,
@@ -30,6 +29,7 @@ from signalhub.policy.engine import EmbeddedPolicyEngine
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
+from signalhub.wire import alert_signal_id
 
 KEY = bytes(range(32))
 SETTINGS = load_settings()
@@ -250,3 +250,42 @@ def test_wijkbeeld_suppresses_small_cells_and_keeps_true_totals(
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert render_count(4, 5) == "<5"
     assert render_count(5, 5) == "5"
+
+
+# Written by the hit/no-hit log before it was kept on the ledger; the hashes are that code's.
+_OLD_HIT_NO_HIT_LOG = [
+    (1, "2024-03-01T09:00:00.000+00:00", "zvh", "ref-a", 1, 1,
+     '["politie", "schuldhulpverlening"]', '["afspraak casu\\u00efstiek"]',
+     "sha256:0123456789abcdef", "0" * 64,
+     "3f394b8f76d100e7df31bc7976a51726003115896352e1c628dd6339dacc88fc"),
+    (2, "2024-03-01T09:01:00.000+00:00", "politie", "ref-b", 1, 0, "[]",
+     '["afspraak casu\\u00efstiek"]', "sha256:0123456789abcdef",
+     "3f394b8f76d100e7df31bc7976a51726003115896352e1c628dd6339dacc88fc",
+     "37b60d02f6b3509f67dfa3e6f7b2ece9cd8d3710f5d996e89d9664645b10f5fe"),
+    (3, "2024-03-01T09:02:00.000+00:00", "woningcorporatie", "ref-a", 0, None, "[]",
+     '["geen afspraak voor \\u201ccasework\\u201d"]', "sha256:0123456789abcdef",
+     "37b60d02f6b3509f67dfa3e6f7b2ece9cd8d3710f5d996e89d9664645b10f5fe",
+     "be4dae4682144c3fb9d5f99c1fe464384bde8f776757fb248e0be5660891a961"),
+]  # fmt: skip
+
+
+def test_a_hit_no_hit_log_written_before_the_ledger_still_verifies(
+    store: BundleStore, engine: EmbeddedPolicyEngine
+) -> None:
+    for row in _OLD_HIT_NO_HIT_LOG:
+        store.execute("INSERT INTO hit_no_hit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    assert verify_log(store) == []
+    assert read_log(store)[2].reasons == ("geen afspraak voor “casework”",)
+    ask(store, BundlingPolicy(engine), Pseudonymiser(KEY), "zvh", new_person().bsn)
+    assert [entry.seq for entry in read_log(store)] == [1, 2, 3, 4]
+    assert verify_log(store) == []
+    store.execute(
+        "INSERT INTO hit_no_hit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (5, *_OLD_HIT_NO_HIT_LOG[0][1:9], "f" * 64, "e" * 64),
+    )
+    problems = verify_log(store)
+    assert [problem.split(":")[:2] for problem in problems] == [
+        ["hit/no-hit log", " changed"],
+        ["hit/no-hit log", " removed"],
+    ]
+    assert "entry 5 does not match its hash" in problems[0]

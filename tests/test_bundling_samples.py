@@ -26,7 +26,6 @@ from signalhub.bundling import (
     Bundler,
     BundleStore,
     BundlingPolicy,
-    bundle_id,
 )
 from signalhub.config import load_settings
 from signalhub.connector import (
@@ -42,6 +41,7 @@ from signalhub.policy.engine import EmbeddedPolicyEngine
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
+from signalhub.wire import bundle_id
 
 KEY = bytes(range(32))
 SETTINGS = load_settings()

@@ -26,7 +26,6 @@ from signalhub.bundling import (
     CASEWORK_DOMAIN,
     BundleStore,
     ask_hit_no_hit,
-    bundle_id,
     cells,
     read_log,
     store_path,
@@ -37,6 +36,7 @@ from signalhub.config import settings_env
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.schema import codec
 from signalhub.types import Record
+from signalhub.wire import bundle_id
 
 pytestmark = pytest.mark.integration
 

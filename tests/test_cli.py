@@ -11,7 +11,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from signalhub.cli import cli
+from signalhub.cli import _LAZY_COMMANDS, cli, current_settings, fail
+from signalhub.config import Settings, load_settings
+from signalhub.errors import ConfigError
 
 
 def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -114,7 +116,8 @@ def test_an_unknown_command_is_a_usage_error() -> None:
 
 
 def test_a_worker_command_loads_no_other_command_group() -> None:
-    """``signalhub enforcer`` runs in every worker: the console and the audit store stay out."""
+    """``signalhub enforcer`` runs in every worker: the console, the audit store and the other
+    packages' commands stay out (its own, the roles in ``signalhub.apps.cli``, is loaded)."""
     probe = (
         "import sys\n"
         "from click.testing import CliRunner\n"
@@ -122,8 +125,54 @@ def test_a_worker_command_loads_no_other_command_group() -> None:
         "result = CliRunner().invoke(cli, ['enforcer', '--help'])\n"
         "assert result.exit_code == 0, result.output\n"
         "groups = ('signalhub.console', 'signalhub.audit', 'signalhub.policy.cli')\n"
-        "loaded = [m for m in groups if m in sys.modules]\n"
-        "print(','.join(loaded))\n"
+        "clis = {m for m in sys.modules if m.count('.') == 2 and m.endswith('.cli')}\n"
+        "loaded = {m for m in sys.modules if m.startswith(groups)}\n"
+        "loaded |= clis - {'signalhub.apps.cli'}\n"
+        "print(','.join(sorted(loaded)))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_every_command_lives_in_the_cli_module_of_its_package() -> None:
+    """The root holds no command of its own: each is mapped to ``signalhub.<package>.cli``."""
+    for name in cli.list_commands(click.Context(cli)):
+        module = _LAZY_COMMANDS[name].partition(":")[0]
+        assert module.split(".")[::2] == ["signalhub", "cli"], name
+        callback = _command((name,)).callback
+        assert callback is not None
+        assert callback.__module__ == module, name
+
+
+def _probe() -> click.Command:
+    @click.command()
+    def probe() -> None:
+        first, second = current_settings(), current_settings()
+        click.echo(f"{first.partitions} {first is second}")
+
+    return probe
+
+
+def test_a_command_run_on_its_own_reads_the_settings_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIGNALHUB_PARTITIONS", "5")
+    result = CliRunner().invoke(_probe())
+    assert result.exit_code == 0, result.output
+    assert result.output == "5 True\n"
+
+
+def test_a_command_uses_the_settings_it_is_given() -> None:
+    given: Settings = load_settings(partitions=7)
+    result = CliRunner().invoke(_probe(), obj=given)
+    assert result.output == "7 True\n"
+
+
+def test_fail_prints_the_error_line_and_exits_1() -> None:
+    @click.command()
+    def failing() -> None:
+        fail(ConfigError("no key file — run `signalhub keys init`"))
+
+    result = CliRunner().invoke(failing)
+    assert result.exit_code == 1
+    assert result.output == "Error: no key file — run `signalhub keys init`\n"

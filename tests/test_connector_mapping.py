@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from connector_support import FILE_SAMPLES, FIXED_NOW, definitions, manifest, registry, sample_path
-from signalhub.connector import CsvSource, JsonLinesSource, Mapper, Source, derive_signal_id
+from signalhub.connector import CsvSource, JsonLinesSource, Mapper, Source
 from signalhub.connector.mapping import is_valid_bsn
 from signalhub.errors import ValidationError
 from signalhub.schema import codec
+from signalhub.wire import derive_signal_id
 
 
 def _source(name: str, file_name: str) -> Source:
@@ -195,13 +196,14 @@ def test_schuldhulpverlening_sql_values_keep_their_types() -> None:
     assert record["envelope"]["observed_at"] == datetime(2024, 7, 1, 8, 0, tzinfo=UTC)
 
 
-def test_signal_id_is_a_stable_version_4_uuid_per_record() -> None:
-    first = derive_signal_id("politie", "nuisance_report", {"a": "1"})
-    assert first == derive_signal_id("politie", "nuisance_report", {"a": "1"})
-    assert first != derive_signal_id("politie", "nuisance_report", {"a": "2"})
-    assert first[14] == "4"  # the version nibble
-    assert first == first.lower()
-    assert len(first) == 36
+def test_the_signal_id_is_derived_from_agency_type_and_raw_record() -> None:
+    raw = _politie()
+    schema, record = _mapper("politie").map(raw, "politie.csv:2")
+    agency = definitions()["politie"].agency
+    expected = derive_signal_id(agency, schema.signal_type, raw)
+    assert record["envelope"]["signal_id"] == expected
+    _, again = _mapper("politie").map(dict(raw), "politie.csv:7")
+    assert again["envelope"]["signal_id"] == expected
 
 
 def test_source_ref_falls_back_to_the_position_without_a_key() -> None:

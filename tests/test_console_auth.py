@@ -120,3 +120,55 @@ def test_the_console_audit_log_is_hash_chained(tmp_path: Path) -> None:
     lines = log.path.read_text().splitlines()
     log.path.write_text("\n".join([lines[0], lines[2]]) + "\n")
     assert log.verify() == [2]
+
+
+# Written by the console before its log was kept on the ledger; each ``prev`` is that code's
+# SHA-256 of the line before.
+_OLD_CONSOLE_LOG = (
+    '{"address": "127.0.0.1", "at": "2026-12-03T09:58:59.162+00:00", "event": "login_failed", '
+    '"failures": 1, "prev": "0000000000000000000000000000000000000000000000000000000000000000", '
+    '"user": "mallory"}\n'
+    '{"address": "127.0.0.1", "at": "2026-12-03T09:58:59.163+00:00", "event": "login", '
+    '"prev": "abaeff82049bc5a5c980b23707959b2c73dfb6625a12e4c1543364ef8d66b8c9", '
+    '"role": "security_officer", "user": "zoë"}\n'
+    '{"at": "2026-12-03T09:58:59.163+00:00", "event": "policy_publish", '
+    '"prev": "ad0319f2b18b08b42d358f237ab47addb193709a06f3315575efbffadf99f2ac", "user": "zoë", '
+    '"version": "sha256:0123456789abcdef"}\n'
+)
+
+
+def test_a_console_log_written_before_the_ledger_still_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(_OLD_CONSOLE_LOG.encode("utf-8"))
+    log = ConsoleAuditLog(path)
+    assert log.verify() == []
+    log.append("logout", user="zoë")
+    assert log.verify() == []
+    assert [e["event"] for e in log.entries()] == [
+        "login_failed",
+        "login",
+        "policy_publish",
+        "logout",
+    ]
+    assert path.read_bytes().startswith(_OLD_CONSOLE_LOG.encode("utf-8"))
+
+
+def test_a_console_log_locates_an_edited_and_an_extra_line(tmp_path: Path) -> None:
+    log = ConsoleAuditLog(tmp_path / "audit.jsonl")
+    for user in ("ann", "bob", "cas", "dee"):
+        log.append("login", user=user)
+    lines = log.path.read_bytes().split(b"\n")[:-1]
+    edited = [lines[0], lines[1].replace(b"bob", b"eve"), lines[2], lines[3]]
+    log.path.write_bytes(b"\n".join(edited) + b"\n")
+    assert log.verify() == [3]  # the line after the edit no longer finds the hash it recorded
+    extra = [lines[0], lines[1], lines[1], lines[2], lines[3]]
+    log.path.write_bytes(b"\n".join(extra) + b"\n")
+    assert log.verify() == [3]
+
+
+def test_a_line_separator_in_a_user_name_does_not_break_the_console_log(tmp_path: Path) -> None:
+    log = ConsoleAuditLog(tmp_path / "audit.jsonl")
+    log.append("login_failed", user="mallory\u2028\x85", address="127.0.0.1")
+    log.append("login", user="olga")
+    assert log.verify() == []
+    assert [e["user"] for e in log.entries()] == ["mallory\u2028\x85", "olga"]

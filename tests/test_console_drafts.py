@@ -10,7 +10,7 @@ from signalhub.config import load_settings
 from signalhub.console.dlq import MASK, mask_signal
 from signalhub.console.drafts import PolicyDraft, locate_problems
 from signalhub.errors import PolicyError
-from signalhub.policy.store import bundle_from_dir
+from signalhub.policy.bundle import bundle_from_dir
 from signalhub.schema.registry import SchemaRegistry
 
 

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from delivery_support import fresh_registry, nuisance_view, produce_deliveries, publish_view_schema
 from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.config import Settings, load_settings
-from signalhub.delivery.catalog import VIEW_SCHEMAS_TOPIC
 from signalhub.delivery.cli import subscribe, subscriber_group
 from signalhub.delivery.secrets import SubscriberSecrets
 from signalhub.errors import ConfigError
+from signalhub.wire import VIEW_SCHEMAS_TOPIC
 
 pytestmark = pytest.mark.integration
 

@@ -28,10 +28,10 @@ from signalhub.delivery.webhook import (
     Outcome,
     RetryPolicy,
     WebhookPusher,
-    failed_topic,
     sign,
     verify_signature,
 )
+from signalhub.wire import deliveries_topic, failed_topic
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def setup_factory(
 
     def make(count: int) -> Setup:
         subscriber, views = name_factory("hook"), name_factory("views")
-        broker.create_topics([f"deliveries.{subscriber}", failed_topic(subscriber)])
+        broker.create_topics([deliveries_topic(subscriber), failed_topic(subscriber)])
         registry = fresh_registry()
         view = nuisance_view(registry)
         publish_view_schema(broker.bootstrap_servers, views, view)

@@ -44,8 +44,8 @@ from signalhub.apps.demo import Accounting
 from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.connector import Mapper, RejectList, create_ingest_app
 from signalhub.connector.runner import RunReport
-from signalhub.enforcer.core import DLQ_TOPIC
 from signalhub.schema import codec
+from signalhub.wire import DLQ_TOPIC
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -19,21 +19,17 @@ from hub_support import new_person, politie_row
 from signalhub.audit import record as audit_record
 from signalhub.config import load_settings
 from signalhub.connector import Mapper, load_definitions
-from signalhub.enforcer.core import (
-    DLQ_TOPIC,
-    PARKED_TOPIC,
-    VIEW_SCHEMA_TOPIC,
-    Enforcement,
-    Output,
-    SourceRecord,
-)
+from signalhub.enforcer.core import Enforcement, Output, SourceRecord
+from signalhub.enforcer.observer import NO_OBSERVER, EnforcementObserver, RecordOutcome
 from signalhub.errors import PolicyError
-from signalhub.policy.engine import Decision, EmbeddedPolicyEngine, PolicyEngine
+from signalhub.policy.decision import Decision, subscription_ids
+from signalhub.policy.engine import EmbeddedPolicyEngine, PolicyEngine
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions
 from signalhub.types import JSON, Record
+from signalhub.wire import AUDIT_TOPIC, DLQ_TOPIC, PARKED_TOPIC, VIEW_SCHEMAS_TOPIC, delivery_id
 
 SETTINGS = load_settings()
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -69,6 +65,8 @@ def _core(
     registry: SchemaRegistry,
     policy: PolicyEngine,
     subscriptions: Mapping[str, Sequence[Subscription]],
+    *,
+    observer: EnforcementObserver = NO_OBSERVER,
 ) -> Enforcement:
     return Enforcement(
         registry,
@@ -78,6 +76,7 @@ def _core(
         audit_record.load_audit_schema(SETTINGS.schemas_dir),
         max_record_bytes=MAX_BYTES,
         clock=lambda: NOW,
+        observer=observer,
     )
 
 
@@ -102,9 +101,7 @@ def _source(
 
 def _audits(registry: SchemaRegistry, outputs: list[Output]) -> list[dict[str, Any]]:
     """The decision records of every audit entry among ``outputs``."""
-    entries = [
-        codec.decode(registry, o.value)[1] for o in outputs if o.topic == audit_record.AUDIT_TOPIC
-    ]
+    entries = [codec.decode(registry, o.value)[1] for o in outputs if o.topic == AUDIT_TOPIC]
     return [decision for entry in entries for decision in audit_record.decisions_in(entry)]
 
 
@@ -135,7 +132,7 @@ def test_an_allowed_subscription_gets_a_delivery_and_an_allow_audit(
     assert set(audits) == NUISANCE_SUBSCRIPTIONS
     signal_id = signal["envelope"]["signal_id"]
     for subscriber, output in deliveries.items():
-        expected_id = audit_record.delivery_id(signal_id, subscriber)
+        expected_id = delivery_id(signal_id, subscriber)
         assert output.key == expected_id.encode()
         assert _headers(output)["signalhub.delivery_id"] == expected_id
         assert _headers(output)["signalhub.policy_version"] == policy.version
@@ -160,8 +157,8 @@ def test_a_signal_s_decisions_travel_as_one_audit_entry_after_its_deliveries(
         _source(topic, _encoded(registry, signal))
     )
 
-    assert outputs[-1].topic == audit_record.AUDIT_TOPIC
-    assert [o.topic for o in outputs].count(audit_record.AUDIT_TOPIC) == 1
+    assert outputs[-1].topic == AUDIT_TOPIC
+    assert [o.topic for o in outputs].count(AUDIT_TOPIC) == 1
     signal_id = signal["envelope"]["signal_id"]
     assert outputs[-1].key == signal_id.encode()
     _, entry = codec.decode(registry, outputs[-1].value)
@@ -208,7 +205,7 @@ def test_a_signal_type_nobody_subscribes_to_gets_one_deny_audit(
     topic, signal = _signal(registry)
     outputs = _core(registry, policy, {}).process(_source(topic, _encoded(registry, signal)))
 
-    assert [o.topic for o in outputs] == [audit_record.AUDIT_TOPIC]
+    assert [o.topic for o in outputs] == [AUDIT_TOPIC]
     (row,) = _audits(registry, outputs)
     assert row["subscription_id"] == audit_record.NO_SUBSCRIPTION
     assert row["outcome"] == "deny"
@@ -337,7 +334,7 @@ def test_a_view_schema_is_published_once_before_the_first_delivery_that_needs_it
 
     published: dict[bytes, int] = {}
     for index, output in enumerate(outputs):
-        if output.topic == VIEW_SCHEMA_TOPIC:
+        if output.topic == VIEW_SCHEMAS_TOPIC:
             schema = json.loads(output.value)
             fingerprint = SchemaRegistry().register(schema)
             assert output.key == fingerprint.hex().encode()
@@ -346,7 +343,7 @@ def test_a_view_schema_is_published_once_before_the_first_delivery_that_needs_it
             fingerprint = output.value[2:10]
             assert published[fingerprint] < index, "a delivery came before its view schema"
     assert len(published) == len(_deliveries(outputs))
-    assert [o for o in again if o.topic == VIEW_SCHEMA_TOPIC] == []
+    assert [o for o in again if o.topic == VIEW_SCHEMAS_TOPIC] == []
     assert set(_deliveries(again)) == set(_deliveries(outputs))
 
 
@@ -367,18 +364,70 @@ def test_reprocessing_a_signal_gives_the_same_delivery_ids_and_bytes(
     assert len({decision for decision, _ in ids}) == len(ids)
 
 
-def test_the_counting_journal_is_kept_only_when_asked_for(
+class _Recorder:
+    """An observer that keeps every call (the metrics exporter is the real one)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[SourceRecord, RecordOutcome, float]] = []
+
+    def processed(self, record: SourceRecord, outcome: RecordOutcome, seconds: float) -> None:
+        self.calls.append((record, outcome, seconds))
+
+
+class _ConfusedPolicy:
+    """A policy whose answers are not decisions: a bug for the core's error policy to catch."""
+
+    version = "sha256:confused"
+
+    def decide(self, policy_input: JSON) -> dict[str, Decision]:
+        return dict.fromkeys(subscription_ids(policy_input), cast(Decision, None))
+
+
+def test_the_observer_is_told_once_per_record_what_it_came_to(
     registry: SchemaRegistry, policy: EmbeddedPolicyEngine, subscriptions: Any
 ) -> None:
     topic, signal = _signal(registry, "F354", ernst="4")
-    core = _core(registry, policy, subscriptions)
+    recorder = _Recorder()
+    core = _core(registry, policy, subscriptions, observer=recorder)
+    good = _source(topic, _encoded(registry, signal), offset=8)
+    outputs = core.process(good)
+    core.process(_source(topic, b"garbage", offset=9))
+
+    (first, delivered, seconds), (_, dead, _) = recorder.calls
+    assert first is good
+    assert seconds > 0
+    assert (delivered.signal_type, delivered.source_agency) == ("nuisance_report", "politie")
+    assert delivered.registered_at == signal["envelope"]["registered_at"]
+    assert sorted(delivered.delivered) == sorted(_deliveries(outputs))
+    assert delivered.allowed + delivered.denied == len(NUISANCE_SUBSCRIPTIONS)
+    assert delivered.policy_version == policy.version
+    assert (delivered.dead_letter, delivered.parked, delivered.blocked) == (None, False, [])
+    assert (dead.signal_type, dead.dead_letter, dead.delivered) == (None, "undecodable", [])
+    assert core.stats.signals == {"nuisance_report": 1}
+    assert core.stats.deliveries == dict.fromkeys(delivered.delivered, 1)
+    assert core.stats.dead_letters == {"undecodable": 1}
+
+
+@pytest.mark.parametrize(
+    ("engine", "parked", "dead_letter"),
+    [(_BrokenPolicy(), True, None), (_ConfusedPolicy(), False, "internal_error")],
+    ids=["policy-error", "bug"],
+)
+def test_the_observer_hears_of_a_parked_signal_and_of_a_bug(
+    registry: SchemaRegistry,
+    subscriptions: Any,
+    engine: PolicyEngine,
+    parked: bool,
+    dead_letter: str | None,
+) -> None:
+    topic, signal = _signal(registry)
+    recorder = _Recorder()
+    core = _core(registry, engine, subscriptions, observer=recorder)
     core.process(_source(topic, _encoded(registry, signal)))
-    assert core.stats.journal is None  # nothing grows without a reader
-    core.stats.journal = []
-    core.process(_source(topic, _encoded(registry, signal), offset=8))
-    counted = core.stats.journal
-    assert ("signals", "nuisance_report", 1) in counted
-    delivered = sorted(label for counter, label, _ in counted if counter == "deliveries")
-    again = core.process(_source(topic, _encoded(registry, signal)))
-    assert delivered == sorted(_deliveries(again))
-    assert core.stats.deliveries == {name: 3 for name in delivered}
+
+    ((_, outcome, _),) = recorder.calls
+    assert outcome.signal_type == "nuisance_report"
+    assert (outcome.parked, outcome.dead_letter, outcome.delivered) == (parked, dead_letter, [])
+    # a bug counts nothing but its dead letter; a parked signal is an error per subscription
+    assert outcome.errors == (len(NUISANCE_SUBSCRIPTIONS) if parked else 0)
+    assert outcome.policy_version == (engine.version if parked else "")

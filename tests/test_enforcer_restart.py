@@ -19,8 +19,8 @@ import pytest
 
 from hub_support import Hub, ListSource, new_person, politie_row, running_hub
 from signalhub.apps.demo import Accounting
-from signalhub.audit import record as audit_record
 from signalhub.broker.embedded import EmbeddedBroker
+from signalhub.wire import delivery_id
 
 pytestmark = pytest.mark.integration
 
@@ -105,9 +105,7 @@ def test_killing_the_enforcer_mid_stream_loses_no_signal(hub: Hub, tmp_path: Pat
     deliveries = hub.wait_deliveries(allowed, published, timeout_s=30)
     copies: dict[str, set[bytes]] = defaultdict(set)
     for delivery in deliveries:
-        assert delivery.decoded.delivery_id == audit_record.delivery_id(
-            delivery.signal_id, delivery.subscriber
-        )
+        assert delivery.decoded.delivery_id == delivery_id(delivery.signal_id, delivery.subscriber)
         assert delivery.key == delivery.decoded.delivery_id.encode()
         copies[delivery.decoded.delivery_id].add(delivery.value)
     assert set(copies) == allowed

@@ -20,7 +20,7 @@ from signalhub.enforcer.generalise import (
 )
 from signalhub.enforcer.projection import plan_projection, project_payload
 from signalhub.errors import PolicyError
-from signalhub.policy.engine import Decision, parse_decisions
+from signalhub.policy.decision import Decision, parse_decisions
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema import codec
 

@@ -20,8 +20,9 @@ from signalhub.pseudonym.keys import (
     KeyRing,
     key_provider,
     load_key_ring,
+    load_master_key,
 )
-from signalhub.pseudonym.pseudonyms import Pseudonymiser, load_master_key
+from signalhub.pseudonym.pseudonyms import Pseudonymiser
 
 KEY1 = bytes(range(32))
 KEY2 = bytes(range(32, 64))

@@ -29,13 +29,14 @@ from pseudonym_support import (
     source_record,
 )
 from signalhub.apps.demo import Accounting, DemoReport, find_inputs, publish_inputs, run_stack
-from signalhub.audit.record import AUDIT_TOPIC, decisions_in, register_audit_schemas
-from signalhub.broker.embedded import EmbeddedBroker, create_topics
-from signalhub.broker.reader import assign_topic, drain, header, open_consumer
+from signalhub.audit.record import decisions_in, register_audit_schemas
+from signalhub.broker.admin import create_topics
+from signalhub.broker.embedded import EmbeddedBroker
+from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.connector.definition import load_definitions
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import read_deliveries
-from signalhub.enforcer.core import BLOCKED_TOPIC, SourceRecord
+from signalhub.enforcer.core import SourceRecord
 from signalhub.enforcer.generalise import BSN_IN_TEXT, is_bsn
 from signalhub.enforcer.leak_guard import SignalIdentifiers, scan_delivery
 from signalhub.enforcer.projection import Projection, identifier_values
@@ -44,6 +45,7 @@ from signalhub.pseudonym.vault import ensure_vault_key, vault_key_file
 from signalhub.schema import codec
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions, subscribers
 from signalhub.types import Record
+from signalhub.wire import AUDIT_TOPIC, BLOCKED_TOPIC, VIEW_SCHEMAS_TOPIC, header
 
 MASTER_HEX = bytes(range(100, 132)).hex()
 
@@ -184,7 +186,7 @@ def test_wrong_decision_leaking_a_bsn_is_blocked_on_the_real_broker(broker: Embe
     topic = "signals.nuisance_report"
     sinks = ["deliveries.woningcorporatie", "deliveries.gemeente", "deliveries.politie"]
     create_topics(bootstrap, [topic], partitions=settings().partitions)
-    create_topics(bootstrap, [*sinks, BLOCKED_TOPIC, AUDIT_TOPIC, "schemas.views"], partitions=1)
+    create_topics(bootstrap, [*sinks, BLOCKED_TOPIC, AUDIT_TOPIC, VIEW_SCHEMAS_TOPIC], partitions=1)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         value = source_record(record).value

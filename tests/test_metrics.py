@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from console_support import wrong_topic_record
 from signalhub.apps.demo import prepare_settings
+from signalhub.apps.enforcer import build_enforcement
 from signalhub.apps.status import broker_check, health, lag
 from signalhub.config import Settings, load_settings
 from signalhub.enforcer.core import Enforcement, SourceRecord
@@ -18,10 +19,9 @@ from signalhub.enforcer.metrics import (
     MetricsExporter,
     parse_metrics,
     scrape_enforcer,
-    serve_enforcer_metrics,
 )
-from signalhub.enforcer.worker import build_enforcement
 from signalhub.policy.engine import EmbeddedPolicyEngine
+from signalhub.policy.switch import BrokenPolicy, SwitchablePolicy
 from signalhub.schema.registry import SchemaRegistry
 
 
@@ -32,8 +32,8 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def instrumented(settings: Settings) -> Iterator[tuple[Enforcement, MetricsExporter]]:
-    enforcement = build_enforcement(settings)
-    exporter = serve_enforcer_metrics(settings, enforcement, port=0)
+    enforcement, metrics = build_enforcement(settings)
+    exporter = metrics.serve(settings.state_dir, port=0)
     yield enforcement, exporter
     exporter.close()
 
@@ -69,7 +69,7 @@ def test_the_exporter_counts_what_the_core_did_and_serves_it_on_loopback(
         "wrong_topic": 1.0,
     }
     assert metrics.total("signalhub_dead_letters_total") == 2
-    version = enforcement._policy.version  # type: ignore[attr-defined]
+    version = enforcement.policy.version
     for outcome, count in stats.decisions.items():
         assert (
             metrics.total("signalhub_decisions_total", outcome=outcome, policy_version=version)
@@ -103,19 +103,41 @@ def test_memo_counters_stay_monotonic_across_a_policy_switch(
         parse_metrics(scrape_enforcer(settings) or "").total("signalhub_policy_memo_hits_total")
         == 1
     )
-    enforcement._policy.switch(EmbeddedPolicyEngine.from_dir(settings.policies_dir))  # type: ignore[attr-defined]
+    policy = enforcement.policy
+    assert isinstance(policy, SwitchablePolicy)
+    policy.switch(EmbeddedPolicyEngine.from_dir(settings.policies_dir))
     enforcement.process(record)
     metrics = parse_metrics(scrape_enforcer(settings) or "")
     assert metrics.total("signalhub_policy_memo_hits_total") == 1
     assert metrics.total("signalhub_policy_memo_misses_total") == 2
 
 
+def test_a_policy_that_fails_closed_shows_as_not_loaded_and_parks(
+    settings: Settings, instrumented: tuple[Enforcement, MetricsExporter]
+) -> None:
+    enforcement, _ = instrumented
+    policy = enforcement.policy
+    assert isinstance(policy, SwitchablePolicy)
+    policy.switch(BrokenPolicy("sha256:broken", "a rule does not compile"))
+    _, value = wrong_topic_record(SchemaRegistry.from_dir(settings.schemas_dir))
+    enforcement.process(SourceRecord("signals.nuisance_report", 0, 0, b"k", value))
+    metrics = parse_metrics(scrape_enforcer(settings) or "")
+    assert metrics.labelled("signalhub_policy_loaded") == [
+        ({"policy_version": "sha256:broken"}, 0.0)
+    ]
+    assert metrics.total("signalhub_parked_total") == 1
+    errors = metrics.total(
+        "signalhub_decisions_total", outcome="error", policy_version="sha256:broken"
+    )
+    assert errors == enforcement.stats.decisions["error"] > 0
+
+
 def test_serving_twice_returns_the_running_exporter_and_close_removes_the_port_file(
     settings: Settings,
 ) -> None:
-    enforcement = build_enforcement(settings)
-    first = serve_enforcer_metrics(settings, enforcement, port=0)
-    assert serve_enforcer_metrics(settings, enforcement, port=0) is first
+    _, metrics = build_enforcement(settings)
+    first = metrics.serve(settings.state_dir, port=0)
+    assert metrics.serve(settings.state_dir, port=0) is first
     first.close()
     assert not (settings.state_dir / ENFORCER_PORT_FILE).exists()
     assert scrape_enforcer(settings) is None

@@ -15,15 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signalhub.errors import PolicyError
-from signalhub.policy.engine import (
-    Decision,
-    EmbeddedPolicyEngine,
-    MemoisedPolicy,
-    build_input,
-    check_policies,
-    parse_decisions,
-    policy_version,
-)
+from signalhub.policy.bundle import policy_version
+from signalhub.policy.decision import Decision, build_input, parse_decisions
+from signalhub.policy.engine import EmbeddedPolicyEngine, check_policies
+from signalhub.policy.memo import MemoisedPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
@@ -307,6 +302,18 @@ def test_memo_returns_copies(engine: EmbeddedPolicyEngine) -> None:
     assert memo.decide(policy_input) != {}
 
 
+def test_memo_keys_by_canonical_json_and_refuses_what_is_not_json(
+    engine: EmbeddedPolicyEngine,
+) -> None:
+    memo = MemoisedPolicy(engine)
+    policy_input = _corpus(seed=2, size=1)[0]
+    memo.decide(policy_input)
+    memo.decide(dict(reversed(list(policy_input.items()))))  # same input, other key order
+    assert (memo.hits, memo.misses) == (1, 1)
+    with pytest.raises(PolicyError, match="not JSON-serialisable"):
+        memo.decide({**policy_input, "now": object()})
+
+
 def test_duplicate_subscription_ids_fail_closed(engine: EmbeddedPolicyEngine) -> None:
     sub = next(s for s in SUBSCRIPTIONS if s["id"] == "gemeente-damocles")
     twin = dict(sub, purpose="public_order")
@@ -436,7 +443,7 @@ def test_policy_version_tracks_rules_and_data_not_tests(
     assert EmbeddedPolicyEngine.from_dir(root).version == first
     (root / "data" / "agreements.json").write_text('{"k": {"changed": true}}')
     assert EmbeddedPolicyEngine.from_dir(root).version != first
-    assert policy_version(root, []) != first
+    assert policy_version({}) != first
 
 
 def test_input_without_attributes_fails_closed(engine: EmbeddedPolicyEngine) -> None:

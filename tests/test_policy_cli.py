@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_check_reports_file_and_line(tmp_path: Path) -> None:
 
 
 def test_test_command_reports_passes_and_rule_coverage(tmp_path: Path) -> None:
-    result = run(tmp_path, "test", "--rego-only")
+    result = run(tmp_path, "test")
     assert result.exit_code == 0, result.output
     assert "PASS: " in result.output
     assert "coverage of the policy rules: " in result.output
@@ -36,12 +37,34 @@ def test_test_command_reports_passes_and_rule_coverage(tmp_path: Path) -> None:
     assert percent > 90
 
 
+def test_test_command_tests_the_given_directory_and_nothing_else(tmp_path: Path) -> None:
+    policies = copy_policies(tmp_path / "elsewhere" / "policies")
+    (policies / "signalhub" / "bundling").rename(tmp_path / "bundling-moved-away")
+    result = run(tmp_path, "test", "-v", "--dir", str(policies))
+    assert result.exit_code == 0, result.output
+    assert "data.signalhub.sharing_test." in result.output
+    assert "bundling_test" not in result.output  # only what is in --dir
+    assert "pytest" not in result.output
+    assert run(tmp_path, "test", "--rego-only", "--dir", str(policies)).exit_code == 0
+
+
 def test_test_command_fails_on_a_failing_rego_test(tmp_path: Path) -> None:
     failing = add_failing_test(copy_policies(tmp_path / "policies"))
-    result = run(tmp_path, "test", "--rego-only", "--dir", str(failing))
+    result = run(tmp_path, "test", "--dir", str(failing))
     assert result.exit_code == 1
-    assert "test_deny_always_fails: FAIL" in result.output
+    assert "test_deny_always_fails: FAIL (undefined: policies/signalhub/sharing/" in result.output
     assert "FAIL: " in result.output
+
+
+def test_test_command_fails_on_an_agreement_without_tests(tmp_path: Path) -> None:
+    policies = copy_policies(tmp_path / "policies")
+    path = policies / "data" / "agreements.json"
+    agreements = json.loads(path.read_text("utf-8"))
+    agreements["drug_signal/om/new_purpose"] = agreements["drug_signal/om/prosecution"]
+    path.write_text(json.dumps(agreements), "utf-8")
+    result = run(tmp_path, "test", "--dir", str(policies))
+    assert result.exit_code == 1
+    assert "MISSING: agreement drug_signal/om/new_purpose has no test_allow_" in result.output
 
 
 @pytest.mark.parametrize("fmt", ["text", "csv", "html"])

@@ -24,8 +24,9 @@ from signalhub.connector.runner import ConnectorRunner, RejectList
 from signalhub.connector.sources import open_source
 from signalhub.delivery.reader import to_json_value
 from signalhub.errors import PolicyError
+from signalhub.policy.decision import Decision, build_input
 from signalhub.policy.diff import FieldChange, diff_policies, read_traffic_file
-from signalhub.policy.engine import Decision, EmbeddedPolicyEngine, build_input
+from signalhub.policy.engine import EmbeddedPolicyEngine
 from signalhub.schema import codec
 from signalhub.schema.registry import policy_attributes
 from signalhub.subscriptions import by_signal_type, load_subscriptions

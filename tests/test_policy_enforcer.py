@@ -34,8 +34,9 @@ from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import read_deliveries
 from signalhub.enforcer.parked import RetryState, retry_parked
 from signalhub.errors import PolicyError
+from signalhub.policy.bundle import bundle_from_dir
 from signalhub.policy.lifecycle import policy_in_force, publish_policy
-from signalhub.policy.store import PolicyStore, bundle_from_dir, read_current_bundle, send_bundle
+from signalhub.policy.store import PolicyStore, read_current_bundle, send_bundle
 from signalhub.schema import codec
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 

@@ -11,11 +11,12 @@ import pytest
 from policy_support import POLICIES, break_syntax, copy_policies
 from signalhub.config import load_settings
 from signalhub.errors import PolicyError
+from signalhub.policy.bundle import bundle_from_dir
 from signalhub.policy.corpus import compare_engines, policy_corpus
-from signalhub.policy.engine import EmbeddedPolicyEngine, MemoisedPolicy
+from signalhub.policy.engine import EmbeddedPolicyEngine
+from signalhub.policy.memo import MemoisedPolicy
 from signalhub.policy.opa_backend import OpaServerPolicyEngine, opa_client_for, upload_policy
 from signalhub.policy.rest_server import PolicyServer
-from signalhub.policy.store import bundle_from_dir
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -19,15 +20,11 @@ from policy_support import (
 from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.config import load_settings
 from signalhub.errors import PolicyError
-from signalhub.policy.engine import EmbeddedPolicyEngine, build_input, policy_files, policy_version
+from signalhub.policy.bundle import PolicyBundle, bundle_from_dir, policy_version
+from signalhub.policy.decision import build_input
+from signalhub.policy.engine import EmbeddedPolicyEngine
 from signalhub.policy.lifecycle import publish_policy, restore_policy_in_force, validate_policy
-from signalhub.policy.store import (
-    PolicyBundle,
-    PolicyStore,
-    bundle_from_dir,
-    materialised,
-    read_current_bundle,
-)
+from signalhub.policy.store import PolicyStore, read_current_bundle
 from signalhub.policy.switch import BrokenPolicy, PolicyWatcher, SwitchablePolicy
 
 TODAY = date(2026, 6, 1)
@@ -48,7 +45,8 @@ NUISANCE = build_input(
 
 def test_bundle_carries_all_files_and_the_engine_version() -> None:
     bundle = bundle_from_dir(POLICIES)
-    assert bundle.version == policy_version(POLICIES, policy_files(POLICIES))
+    assert bundle.version == policy_version(bundle.files)
+    assert bundle.version == EmbeddedPolicyEngine.from_dir(POLICIES).version
     assert "signalhub/sharing/sharing_test.rego" in bundle.files
     assert "data/agreements.json" in bundle.files
     again = PolicyBundle.from_bytes(bundle.stamped("why", "who").to_bytes())
@@ -60,31 +58,63 @@ def test_bundle_carries_all_files_and_the_engine_version() -> None:
     )
 
 
-def test_materialised_bundle_loads_with_the_same_version() -> None:
+def test_the_version_is_the_hash_published_versions_always_had(tmp_path: Path) -> None:
+    # Rules and data, sorted by path parts; tests left out. A published version keeps its value.
+    files = {
+        "data/a.json": "{}",
+        "data-x/b.rego": "package b",
+        "data/z_test.rego": "package z_test",
+        "a.rego": "package a\r\n",
+    }
+    digest = hashlib.sha256()
+    for name in ("a.rego", "data/a.json", "data-x/b.rego"):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    assert policy_version(files) == "sha256:" + digest.hexdigest()[:16]
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(text.encode())
+    assert bundle_from_dir(tmp_path) == PolicyBundle(policy_version(files), files)
+
+
+def test_an_engine_built_from_a_bundle_stamps_the_bundle_version() -> None:
     bundle = bundle_from_dir(POLICIES)
-    with materialised(bundle) as root:
-        engine = EmbeddedPolicyEngine.from_dir(root)
-        assert engine.version == bundle.version
-        assert engine.decide(NUISANCE)["gemeente-openbare-orde"].allow
+    engine = EmbeddedPolicyEngine.from_bundle(PolicyBundle("sha256:as-stated", bundle.files))
+    assert engine.version == "sha256:as-stated"  # taken from the bundle, not hashed again
+    assert engine.decide(NUISANCE)["gemeente-openbare-orde"].policy_version == "sha256:as-stated"
 
 
-def test_altered_bundle_refused(tmp_path: Path) -> None:
+def test_a_bundle_read_back_is_verified_against_its_version() -> None:
+    bundle = bundle_from_dir(POLICIES).stamped("why", "who")
+    assert PolicyBundle.from_bytes(bundle.to_bytes()).verified() == bundle
+
+
+def test_altered_bundle_refused() -> None:
     bundle = bundle_from_dir(POLICIES)
     files = dict(bundle.files)
     files["data/agreements.json"] = files["data/agreements.json"].replace(
         "2027-12-31", "2099-12-31"
     )
-    with (
-        pytest.raises(PolicyError, match="altered"),
-        materialised(PolicyBundle(bundle.version, files)),
-    ):
-        pass
+    with pytest.raises(PolicyError, match="altered"):
+        PolicyBundle(bundle.version, files).verified()
 
 
-def test_bundle_path_escape_refused() -> None:
-    bundle = PolicyBundle("sha256:0", {"../evil.rego": "package x"})
-    with pytest.raises(PolicyError, match="unsafe"), materialised(bundle):
-        pass
+@pytest.mark.parametrize("name", ["../evil.rego", "/etc/evil.rego", ""])
+def test_bundle_path_escape_refused(name: str) -> None:
+    with pytest.raises(PolicyError, match="unsafe"):
+        PolicyBundle("sha256:0", {name: "package x"}).verified()
+
+
+def test_an_altered_record_on_the_topic_makes_the_enforcer_fail_closed(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state")
+    policy = SwitchablePolicy(EmbeddedPolicyEngine.from_dir(POLICIES))
+    bundle = bundle_from_dir(add_clear_field(copy_policies(tmp_path / "p"), AGREEMENT, "address"))
+    files = {**bundle.files, "data/agreements.json": bundle.files["data/agreements.json"] + " "}
+    PolicyWatcher(settings, "unused:1", policy).apply(
+        PolicyBundle(bundle.version, files).to_bytes()
+    )
+    assert policy.version == bundle.version
+    with pytest.raises(PolicyError, match="altered"):
+        policy.decide(NUISANCE)
 
 
 def test_not_a_bundle_is_a_policy_error() -> None:
@@ -125,7 +155,8 @@ def test_publish_refuses_broken_policy_and_records_nothing(
 ) -> None:
     settings = load_settings(state_dir=tmp_path / "state")
     candidate = breakage(copy_policies(tmp_path / "policies"))  # type: ignore[operator]
-    assert any(problem in p for p in validate_policy(settings, candidate, TODAY))
+    problems = validate_policy(settings, bundle_from_dir(candidate), TODAY)
+    assert any(problem in p for p in problems)
     with pytest.raises(PolicyError, match="refused"):
         # Refused before any broker is contacted: the bootstrap is never used.
         publish_policy(settings, "127.0.0.1:1", candidate, message="m", author="a", today=TODAY)
@@ -133,7 +164,7 @@ def test_publish_refuses_broken_policy_and_records_nothing(
 
 
 def test_shipped_policy_is_publishable() -> None:
-    assert validate_policy(load_settings(), POLICIES, TODAY) == []
+    assert validate_policy(load_settings(), bundle_from_dir(POLICIES), TODAY) == []
 
 
 def test_switch_replaces_engine_and_memo_at_once(tmp_path: Path) -> None:

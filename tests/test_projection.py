@@ -9,7 +9,7 @@ import pytest
 
 from signalhub.config import load_settings
 from signalhub.enforcer.projection import Projection, plan_projection, project_payload
-from signalhub.policy.engine import Decision
+from signalhub.policy.decision import Decision
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema.registry import SchemaRegistry, SignalSchema
 

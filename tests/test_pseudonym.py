@@ -18,14 +18,8 @@ from hypothesis import strategies as st
 
 from signalhub.config import Settings
 from signalhub.errors import KeyProviderError
-from signalhub.pseudonym.pseudonyms import (
-    Pseudonymiser,
-    default_key_file,
-    ensure_dev_key,
-    load_master_key,
-    normalise,
-    pseudonym_key_version,
-)
+from signalhub.pseudonym.keys import default_key_file, ensure_dev_key, load_master_key
+from signalhub.pseudonym.pseudonyms import Pseudonymiser, normalise, pseudonym_key_version
 
 KEY = bytes(range(32))
 KEY_HEX = KEY.hex()

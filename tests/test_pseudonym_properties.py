@@ -5,13 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalhub.pseudonym.keys import KeyRing
-from signalhub.pseudonym.pseudonyms import (
-    Pseudonymiser,
-    normalise,
-    pseudonym_key_version,
-    rotation_mapping,
-)
+from signalhub.pseudonym.keys import KeyRing, rotation_mapping
+from signalhub.pseudonym.pseudonyms import Pseudonymiser, normalise, pseudonym_key_version
 
 KEYS = st.binary(min_size=32, max_size=64)
 DOMAINS = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,30}", fullmatch=True)

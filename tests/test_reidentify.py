@@ -359,7 +359,7 @@ def test_concurrent_writers_keep_one_unforked_audit_chain(
 
 
 def test_cli_flow_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from signalhub.pseudonym.cli_reidentify import reidentify_group
+    from signalhub.pseudonym.cli import reidentify_group
 
     for name in ("SIGNALHUB_MASTER_KEY", "SIGNALHUB_KEY_FILE", "SIGNALHUB_VAULT_KEY_FILE"):
         monkeypatch.delenv(name, raising=False)
@@ -428,3 +428,37 @@ def test_a_refusal_between_the_checks_and_the_reveal_wins(
     assert workflow.get(request_id).state == "refused"
     assert _events(workflow, request_id)[-2:] == ["refused", "reveal_refused"]
     assert workflow.verify_audit() == []
+
+
+# Written by the workflow before its trail was kept on the ledger; the hashes are that code's.
+_OLD_TRAIL = [
+    ("2026-06-01T09:00:00.000000+00:00", "request_refused", None, "zoë@politie",
+     '{"case_ref":"PL-1","pseudonym":"PS-1","why":"a reason, a case reference and the '
+     "requester's name are required\"}",
+     "0" * 64, "f94a256366ec7a6906371baf67b046a7f9d02e5ccb0dcfdd2402ee28149a24ae"),
+    ("2026-06-01T09:00:01.000000+00:00", "request_refused", None, "zoë@politie",
+     '{"case_ref":"PL-2","pseudonym":"PS-unknown","why":"PS-unknown is not a pseudonym the hub '
+     'issued in a domain of politie"}',
+     "f94a256366ec7a6906371baf67b046a7f9d02e5ccb0dcfdd2402ee28149a24ae",
+     "effa76d7cacb661e6c170407e06b3c77ff900872b66ef339ccbe3b91a5c62d91"),
+    ("2026-06-01T09:00:02.000000+00:00", "approval_refused", "no-such", "officer-a",
+     '{"why":"no such request"}',
+     "effa76d7cacb661e6c170407e06b3c77ff900872b66ef339ccbe3b91a5c62d91",
+     "144567a9ae3a8e29211d7e1007a8e4e04ec96942754bf93df9f6ca0c77e2b3e2"),
+]  # fmt: skip
+
+
+def test_a_trail_written_before_the_ledger_still_verifies(
+    workflow: Reidentification, vault: Vault
+) -> None:
+    vault.db.executemany(
+        "INSERT INTO reid_audit (at, event, request_id, actor, detail, prev_hash, hash) "
+        "VALUES (?,?,?,?,?,?,?)",
+        _OLD_TRAIL,
+    )
+    assert workflow.verify_audit() == []
+    _request(workflow)
+    assert [e.event for e in workflow.audit_trail()][-2:] == ["approval_refused", "requested"]
+    assert workflow.verify_audit() == []
+    vault.db.execute("DELETE FROM reid_audit WHERE seq = 2")
+    assert workflow.verify_audit() == [3]  # the event after the gap lost its link

@@ -75,6 +75,14 @@ def test_a_webhook_subscription_needs_a_url(tmp_path: Path) -> None:
         load_subscriptions(path)
 
 
+def test_a_subscriber_whose_topic_is_a_hub_topic_is_refused(tmp_path: Path) -> None:
+    path = _file(tmp_path, _entry("gemeente-a", "gemeente"), _entry("leak-reports", "blocked"))
+    with pytest.raises(
+        ConfigError, match=r"subscription #2: subscriber: .*'blocked' .* deliveries\.blocked"
+    ):
+        load_subscriptions(path)
+
+
 def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     path = _file(
         tmp_path,

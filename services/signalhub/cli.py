@@ -1,8 +1,11 @@
 """The ``signalhub`` command line: the edge where settings are read, errors printed, logs set up.
 
-Each subcommand is thin: it reads the settings once, calls the module that does the work and
-turns a :class:`~signalhub.errors.SignalhubError` into ``Error: what happened — what to do`` and
-a non-zero exit.
+Every command lives in the ``cli`` module of the package it drives and is thin: it takes the
+settings from :func:`current_settings`, calls the module that does the work and turns a
+:class:`~signalhub.errors.SignalhubError` into ``Error: what happened — what to do`` and a
+non-zero exit (:func:`fail`, or :func:`main` for what a command lets through). This module holds
+only the root group, the map of those commands and these two helpers, so a package's commands
+may import it without a cycle.
 """
 
 from __future__ import annotations
@@ -10,16 +13,17 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 import click
 
 from signalhub.config import Settings, load_settings
 from signalhub.errors import SignalhubError
 
-__all__ = ["main"]
+__all__ = ["cli", "current_settings", "fail", "main"]
 
-#: Command groups that live beside the modules they drive, as ``module:attribute``. They are
-#: imported when used (or listed by ``--help``), so ``signalhub enforcer`` does not load the
+#: Every command, as ``module:attribute`` of its package's ``cli`` module. They are imported
+#: when used (or listed by ``--help``), so ``signalhub enforcer`` does not load the
 #: console, the audit store and the rest (~14 MB and 0.3 s less per worker).
 _LAZY_COMMANDS = {
     "audit": "signalhub.audit.cli:audit_group",
@@ -27,13 +31,15 @@ _LAZY_COMMANDS = {
     "connector": "signalhub.connector.cli:connector_group",
     "console": "signalhub.console.cli:console_group",
     "demo": "signalhub.apps.cli:demo",
+    "enforcer": "signalhub.apps.cli:enforcer",
     "hit-no-hit": "signalhub.bundling.cli:hit_no_hit_command",
     "keys": "signalhub.pseudonym.cli:keys_group",
     "policy": "signalhub.policy.cli:policy_group",
-    "reidentify": "signalhub.pseudonym.cli_reidentify:reidentify_group",
+    "reidentify": "signalhub.pseudonym.cli:reidentify_group",
     "retention": "signalhub.audit.cli:retention_command",
     "schemas": "signalhub.schema.cli:schemas_group",
-    "status": "signalhub.apps.status:status_command",
+    "serve": "signalhub.apps.cli:serve",
+    "status": "signalhub.apps.cli:status",
     "subscribe": "signalhub.delivery.cli:subscribe",
     "subscriber": "signalhub.delivery.cli:subscriber_group",
     "up": "signalhub.apps.cli:up",
@@ -71,40 +77,30 @@ def cli(ctx: click.Context, verbose: int) -> None:
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = _settings()
+    ctx.obj = load_settings()
 
 
-def _settings() -> Settings:
-    return load_settings()
+def current_settings() -> Settings:
+    """The settings of this invocation, for every command: read once, shared by all its steps.
 
-
-@cli.command()
-def enforcer() -> None:
-    """Run one enforcer worker until stopped (reads signals.*, writes deliveries.*, audit, DLQ).
-
-    Start several against the same Kafka to share the partitions of the signal topics.
-    Without SIGNALHUB_BOOTSTRAP_SERVERS it starts an embedded broker of its own.
+    Under ``signalhub`` the root group has read them. A group invoked on its own (as tests do)
+    finds them in its ``obj``, or finds none: then they are read here and kept on the root
+    context, so later steps of the same invocation see the same values.
     """
-    from signalhub.broker.embedded import connect
-    from signalhub.enforcer.worker import run_enforcer
+    ctx = click.get_current_context()
+    found = ctx.find_object(Settings)
+    if found is None:
+        found = load_settings()
+        root = ctx.find_root()
+        if root.obj is None:
+            root.obj = found
+    return found
 
-    settings = click.get_current_context().obj
-    with connect(settings) as bootstrap_servers:
-        run_enforcer(settings, bootstrap_servers)
 
-
-@cli.command()
-def serve() -> None:
-    """Serve the hub's HTTP API only (ingest, pull API, health), against the configured Kafka.
-
-    For deployments where the enforcer runs as its own service (docker-compose.yml).
-    """
-    from signalhub.apps.serve import serve_http
-    from signalhub.broker.embedded import connect
-
-    settings = click.get_current_context().obj
-    with connect(settings) as bootstrap_servers:
-        serve_http(settings, bootstrap_servers)
+def fail(exc: SignalhubError) -> NoReturn:
+    """Print ``Error: what happened — what to do`` and exit 1, also outside :func:`main`."""
+    click.echo(f"Error: {exc}", err=True)
+    raise SystemExit(1)
 
 
 def main() -> None:
@@ -118,8 +114,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except SignalhubError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        fail(exc)
     except KeyboardInterrupt:
         sys.exit(130)
     if isinstance(exit_code, int) and exit_code:

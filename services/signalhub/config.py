@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     partitions: int = Field(default=2, ge=1, le=64)
     #: Largest signal record accepted, in bytes; larger ones go to the DLQ / rejects.
     max_record_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: Loopback port of the enforcer's metrics exporter; 0 = a free port, written to
+    #: ``<state_dir>/enforcer-metrics.port`` (the console finds it there).
+    enforcer_metrics_port: int = Field(default=0, ge=0, le=65535)
     #: Loopback address and port of the hub's HTTP service (ingest, pull API, console).
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8730, ge=0, le=65535)

@@ -2,7 +2,8 @@
 
 A subscription is configuration (``config/subscriptions.toml``); whether it is *allowed* is the
 policy's decision, made per signal. A subscription claims a purpose and a legal basis; the policy
-checks both against the covenant agreements.
+checks both against the covenant agreements. A subscriber's name also names its topics, so a name
+whose topic is one of the hub's own (``blocked`` -> ``deliveries.blocked``) is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from signalhub.errors import ConfigError
+from signalhub.wire import deliveries_topic, reserved_topic
 
 __all__ = ["Subscription", "by_signal_type", "load_subscriptions", "subscribers"]
 
@@ -38,6 +40,17 @@ class Subscription(BaseModel):
     #: (``SIGNALHUB_DELIVERY_RETENTION_DAYS``). Applied by ``signalhub retention run``.
     retention_days: int | None = Field(default=None, ge=1)
 
+    @field_validator("subscriber")
+    @classmethod
+    def _subscriber_has_its_own_topics(cls, subscriber: str) -> str:
+        taken = reserved_topic(subscriber)
+        if taken is not None:
+            raise ValueError(
+                f"subscriber name {subscriber!r} is reserved: its topic would be the hub's own "
+                f"topic {taken} — choose another name"
+            )
+        return subscriber
+
     @field_validator("webhook_url")
     @classmethod
     def _webhook_is_http(cls, url: str | None) -> str | None:
@@ -48,7 +61,7 @@ class Subscription(BaseModel):
     @property
     def topic(self) -> str:
         """The Kafka topic that holds this subscriber's deliveries."""
-        return f"deliveries.{self.subscriber}"
+        return deliveries_topic(self.subscriber)
 
     def policy_view(self) -> dict[str, str]:
         """What the policy sees of this subscription (no channel details, no secrets)."""
@@ -141,4 +154,6 @@ def _check_types(path: Path, subscriptions: list[Subscription], known: set[str])
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}"
+    # A validator's own message says what to do; pydantic's "Value error, " prefix adds nothing.
+    cause = error.get("ctx", {}).get("error") if error["type"] == "value_error" else None
+    return f"{where}: {cause if cause is not None else error['msg']}"

@@ -1,17 +1,24 @@
-"""``signalhub demo`` and ``signalhub up``: the whole hub on the embedded default."""
+"""The runnable roles: ``demo``, ``up``, ``enforcer``, ``serve``, and ``status`` to check on them.
+
+Each command starts what it runs only when it runs (imports inside the command), so a worker
+started as ``signalhub enforcer`` loads the enforcer and not the console or the audit store.
+"""
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from signalhub.config import Settings
-from signalhub.delivery.reader import DeliveredRecord
+from signalhub.cli import current_settings
 
-__all__ = ["demo", "render_alert", "render_delivery", "up"]
+if TYPE_CHECKING:
+    from signalhub.delivery.reader import DeliveredRecord
+
+__all__ = ["demo", "enforcer", "render_alert", "render_delivery", "serve", "status", "up"]
 
 _PAYLOAD_PREVIEW = 6
 
@@ -30,8 +37,7 @@ _PAYLOAD_PREVIEW = 6
     help="Write OUT/<subscriber>.jsonl, dlq.jsonl, rejects.jsonl and audit.jsonl.",
 )
 @click.option("--limit", default=3, show_default=True, help="Deliveries shown per subscriber.")
-@click.pass_obj
-def demo(settings: Settings, input_dir: Path | None, out_dir: Path | None, limit: int) -> None:
+def demo(input_dir: Path | None, out_dir: Path | None, limit: int) -> None:
     """Run the whole hub once over the sample data and show who received what.
 
     Starts the embedded broker, an enforcer worker and the bundler, runs every agency
@@ -41,6 +47,7 @@ def demo(settings: Settings, input_dir: Path | None, out_dir: Path | None, limit
     """
     from signalhub.apps.demo import run_demo
 
+    settings = current_settings()
     echo = _progress
     echo("signalhub demo: starting the embedded stack")
     report = run_demo(settings, echo, input_dir, out_dir)
@@ -123,8 +130,7 @@ def _progress(line: str) -> None:
 
 
 @click.command()
-@click.pass_obj
-def up(settings: Settings) -> None:
+def up() -> None:
     """Run the hub until stopped: broker (embedded unless configured), enforcer, HTTP service.
 
     The HTTP service on SIGNALHUB_HTTP_HOST:SIGNALHUB_HTTP_PORT serves the ingest endpoint
@@ -132,4 +138,56 @@ def up(settings: Settings) -> None:
     """
     from signalhub.apps.serve import run_hub
 
-    run_hub(settings, click.echo)
+    run_hub(current_settings(), click.echo)
+
+
+@click.command()
+def enforcer() -> None:
+    """Run one enforcer worker until stopped (reads signals.*, writes deliveries.*, audit, DLQ).
+
+    Start several against the same Kafka to share the partitions of the signal topics.
+    Without SIGNALHUB_BOOTSTRAP_SERVERS it starts an embedded broker of its own.
+    """
+    from signalhub.apps.enforcer import run_enforcer
+    from signalhub.broker.connect import connect
+
+    settings = current_settings()
+    with connect(settings) as bootstrap_servers:
+        run_enforcer(settings, bootstrap_servers)
+
+
+@click.command()
+def serve() -> None:
+    """Serve the hub's HTTP API only (ingest, pull API, health), against the configured Kafka.
+
+    For deployments where the enforcer runs as its own service (docker-compose.yml).
+    """
+    from signalhub.apps.serve import serve_http
+    from signalhub.broker.connect import connect
+
+    settings = current_settings()
+    with connect(settings) as bootstrap_servers:
+        serve_http(settings, bootstrap_servers)
+
+
+@click.command("status")
+@click.option("--url", default=None, help="The hub's HTTP address (default: from the settings).")
+def status(url: str | None) -> None:
+    """Print the hub's health: broker, enforcer, policy and lag (non-zero exit when not ready)."""
+    import httpx
+
+    from signalhub.apps.status import HealthReport, local_health
+
+    settings = current_settings()
+    base = url or f"http://{settings.http_host}:{settings.http_port}"
+    try:
+        response = httpx.get(f"{base.rstrip('/')}/readyz", timeout=5.0)
+        report = HealthReport.from_json(response.json())
+        source = f"from {base}/readyz"
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        report = local_health(settings)
+        source = f"checked locally: nothing answered at {base}"
+    click.echo(report.render())
+    click.echo(f"  ({source})")
+    if not report.ready:
+        raise SystemExit(1)

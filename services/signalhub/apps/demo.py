@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from signalhub.apps.stack import BundlerProcess, EnforcerProcess
-from signalhub.audit.record import AUDIT_TOPIC, decisions_in, register_audit_schemas
-from signalhub.broker.embedded import connect, create_topics
-from signalhub.broker.reader import assign_topics, drain, header, open_consumer
+from signalhub.audit.record import decisions_in, register_audit_schemas
+from signalhub.broker.admin import create_topics
+from signalhub.broker.connect import connect
+from signalhub.broker.reader import assign_topics, drain, open_consumer
 from signalhub.bundling import ALERT_TYPE, progress
 from signalhub.bundling.store import store_path
 from signalhub.config import Settings, settings_env
@@ -31,14 +32,24 @@ from signalhub.connector.runner import ConnectorRunner, Reject, RejectList, RunR
 from signalhub.connector.sources import open_source
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import DeliveredRecord, read_deliveries, to_json_value
-from signalhub.enforcer.core import DLQ_TOPIC, PARKED_TOPIC
 from signalhub.enforcer.worker import enforcer_topics
 from signalhub.errors import SignalhubError
-from signalhub.pseudonym.pseudonyms import default_key_file, ensure_dev_key
+from signalhub.pseudonym.keys import default_key_file, ensure_dev_key
 from signalhub.pseudonym.vault import ensure_vault_key, vault_key_file
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import load_subscriptions, subscribers
+from signalhub.wire import (
+    AUDIT_TOPIC,
+    DETAIL_HEADER,
+    DLQ_TOPIC,
+    PARKED_TOPIC,
+    REASON_HEADER,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER,
+    header,
+)
 
 __all__ = ["Accounting", "DemoReport", "find_inputs", "run_demo", "run_stack", "wait_for_bundler"]
 
@@ -364,12 +375,12 @@ def _failure_json(message: Any) -> dict[str, Any]:
     return {
         "topic": message.topic,
         "key": message.key.decode("utf-8", "replace") if message.key else None,
-        "reason": header(message, "signalhub.reason"),
-        "detail": header(message, "signalhub.detail"),
+        "reason": header(message, REASON_HEADER),
+        "detail": header(message, DETAIL_HEADER),
         "source": (
-            f"{header(message, 'signalhub.source.topic')}"
-            f"[{header(message, 'signalhub.source.partition')}]"
-            f"@{header(message, 'signalhub.source.offset')}"
+            f"{header(message, SOURCE_TOPIC_HEADER)}"
+            f"[{header(message, SOURCE_PARTITION_HEADER)}]"
+            f"@{header(message, SOURCE_OFFSET_HEADER)}"
         ),
         "original_bytes": len(message.value or b""),
     }

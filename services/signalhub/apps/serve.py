@@ -11,7 +11,6 @@ into the audit store while the hub runs.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,7 +23,7 @@ from signalhub.apps.demo import prepare_settings, run_stack
 from signalhub.apps.stack import BundlerProcess
 from signalhub.audit.backends import open_store
 from signalhub.audit.ingest import AuditIngestor, audit_registry
-from signalhub.broker.embedded import advertise, connect
+from signalhub.broker.connect import advertise, connect
 from signalhub.config import Settings, settings_env
 from signalhub.connector.definition import load_definitions
 from signalhub.connector.ingest import ingest_routes, tokens_from_env
@@ -35,7 +34,7 @@ from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.pull_api import pull_app
 from signalhub.delivery.secrets import SubscriberSecrets
 from signalhub.delivery.webhook import webhook_pushers
-from signalhub.errors import ConfigError
+from signalhub.net import check_port_free
 from signalhub.policy.lifecycle import restore_policy_in_force
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, load_subscriptions
@@ -136,18 +135,6 @@ def serve_http(settings: Settings, bootstrap: str) -> None:
             app, host=settings.http_host, port=settings.http_port, log_level="warning"
         )
         uvicorn.Server(config).run()
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Fail before anything starts when the HTTP port is taken (uvicorn would fail after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {host}:{port}: {exc.strerror} — stop what uses it or set "
-                "SIGNALHUB_HTTP_PORT to a free port"
-            ) from exc
 
 
 @contextmanager

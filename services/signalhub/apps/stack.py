@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import IO, Self
 
-from signalhub.broker.embedded import child_preexec
+from signalhub.broker.children import child_preexec
 from signalhub.errors import SignalhubError
 
 __all__ = ["BundlerProcess", "EnforcerProcess", "WorkerProcess"]

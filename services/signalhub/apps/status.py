@@ -20,13 +20,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import click
-import httpx
-
 from signalhub.config import Settings
 from signalhub.enforcer.metrics import MetricsSnapshot, parse_metrics, scrape_enforcer
 
-__all__ = ["STALL_S", "Check", "HealthReport", "broker_check", "health", "lag", "status_command"]
+__all__ = ["STALL_S", "Check", "HealthReport", "broker_check", "health", "lag", "local_health"]
 
 #: An enforcer with lag that processed nothing for this long is not consuming.
 STALL_S = 30.0
@@ -161,22 +158,3 @@ def local_health(settings: Settings) -> HealthReport:
     """The checks without the console: what ``status`` can reach from here (no lag reader)."""
     text = scrape_enforcer(settings)
     return health(settings, settings.bootstrap_servers, parse_metrics(text) if text else None, None)
-
-
-@click.command("status")
-@click.option("--url", default=None, help="The hub's HTTP address (default: from the settings).")
-def status_command(url: str | None) -> None:
-    """Print the hub's health: broker, enforcer, policy and lag (non-zero exit when not ready)."""
-    settings: Settings = click.get_current_context().find_root().obj
-    base = url or f"http://{settings.http_host}:{settings.http_port}"
-    try:
-        response = httpx.get(f"{base.rstrip('/')}/readyz", timeout=5.0)
-        report = HealthReport.from_json(response.json())
-        source = f"from {base}/readyz"
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        report = local_health(settings)
-        source = f"checked locally: nothing answered at {base}"
-    click.echo(report.render())
-    click.echo(f"  ({source})")
-    if not report.ready:
-        raise SystemExit(1)

@@ -1,8 +1,9 @@
-"""The hash chain of the audit store: how a row is hashed, and how a whole store is verified.
+"""The audit store's chain: its rows on the ledger, with gaps that retention declared.
 
 Every row of the store holds ``prev_hash`` (the ``row_hash`` of the row before it, or
-:data:`GENESIS` for the first row ever) and ``row_hash = sha256(canonical(kind, entry_id,
-prev_hash, record))``. The sequence number orders the rows but is deliberately *not* hashed:
+:data:`~signalhub.ledger.GENESIS` for the first row ever) and ``row_hash = sha256(canonical(kind,
+entry_id, prev_hash, record))``, linked and verified by :mod:`signalhub.ledger`; this module adds
+what only the store knows. The sequence number orders the rows but is deliberately *not* hashed:
 the order is what the links say, so a row moved elsewhere is recognised as moved (its own hash
 still holds, its link does not) rather than as changed.
 
@@ -19,39 +20,40 @@ back with ``--anchor`` to detect that as well.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from signalhub.ledger import GENESIS, Break, Chain, Entry, canonical_material, entry_hash, link
+
 __all__ = [
-    "GENESIS",
     "ChainRow",
     "Finding",
     "RemovedRange",
     "VerifyReport",
-    "canonical_json",
+    "link_row",
     "row_hash",
     "verify_chain",
 ]
 
-#: ``prev_hash`` of the very first row.
-GENESIS = "0" * 64
+
+def row_material(kind: str, entry_id: str, prev_hash: str, body: str) -> bytes:
+    """What a row's hash covers; ``body`` is the record's canonical JSON."""
+    return canonical_material(
+        {"kind": kind, "entry_id": entry_id, "prev_hash": prev_hash, "record": json.loads(body)}
+    )
 
 
-def canonical_json(value: Any) -> str:
-    """The one serialisation that is hashed: sorted keys, no whitespace, UTF-8 text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def link_row(kind: str, entry_id: str, prev_hash: str, body: str) -> Entry:
+    """A new row on the ledger after ``prev_hash``."""
+    return link(prev_hash, row_material(kind, entry_id, prev_hash, body))
 
 
 def row_hash(kind: str, entry_id: str, prev_hash: str, body: str) -> str:
-    """sha256 (hex) over the canonical form of one row; ``body`` is the record's canonical JSON."""
-    material = canonical_json(
-        {"kind": kind, "entry_id": entry_id, "prev_hash": prev_hash, "record": json.loads(body)}
-    )
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+    """sha256 (hex) over the canonical form of one row."""
+    return entry_hash(row_material(kind, entry_id, prev_hash, body))
 
 
 @dataclass(frozen=True)
@@ -132,19 +134,25 @@ def verify_chain(
     append; ``anchors`` are (seq, hash) pairs kept outside the store.
     """
     report = VerifyReport(rows=len(rows), head_seq=head[0], head_hash=head[1])
-    by_hash = {row.row_hash: row.seq for row in rows}
-    referenced = {row.prev_hash for row in rows}
-    intact_rows = [row for row in rows if _own_hash_ok(row)]
+    entries = [_entry(row) for row in rows]
+    # Only a retention entry that still matches its hash may excuse a gap.
     ranges = sorted(
-        (r for row in intact_rows for r in row.removed_ranges()), key=lambda r: r.first_seq
+        (r for row, e in zip(rows, entries, strict=True) if e.sealed for r in row.removed_ranges()),
+        key=lambda r: r.first_seq,
     )
     starts = [r.first_seq for r in ranges]
     report.removed_by_retention = sum(r.last_seq - r.first_seq + 1 for r in ranges)
+    gaps = _gaps(rows, ranges, starts)
+    chain = Chain(
+        entries,
+        anchored={
+            index: None if tiled is None else tiled.last_hash for index, tiled in gaps.items()
+        },
+        name=lambda index: f"seq {rows[index].seq}",
+    )
     findings = report.findings
-    prev: ChainRow | None = None
-    before_prev: ChainRow | None = None
-    for row in rows:
-        if not _own_hash_ok(row):
+    for index, row in enumerate(rows):
+        if chain.seal_break(index) is not None:
             findings.append(
                 Finding("changed", row.seq, "the record does not match its hash (it was edited)")
             )
@@ -160,23 +168,35 @@ def verify_chain(
                     "yet a row with this number exists",
                 )
             )
-        expected_seq = (prev.seq if prev else 0) + 1
-        if row.seq > expected_seq:
-            _check_gap(findings, ranges, starts, expected_seq, row)
-        else:
-            _check_link(findings, row, prev, before_prev, by_hash, referenced)
-        before_prev, prev = prev, row
+        broken = chain.link_break(index)
+        if index in gaps:
+            _gap_finding(findings, rows, index, gaps[index], broken)
+        elif broken is not None:
+            findings.append(_link_finding(rows, broken))
     _check_head(findings, rows, head)
     for seq, expected in anchors:
         _check_anchor(findings, rows, ranges, starts, seq, expected)
     return report
 
 
-def _own_hash_ok(row: ChainRow) -> bool:
+def _entry(row: ChainRow) -> Entry:
     try:
-        return row_hash(row.kind, row.entry_id, row.prev_hash, row.body) == row.row_hash
+        material: bytes | None = row_material(row.kind, row.entry_id, row.prev_hash, row.body)
     except (ValueError, TypeError):
-        return False
+        material = None  # a body that is no longer JSON cannot match its hash
+    return Entry(row.prev_hash, row.row_hash, material)
+
+
+def _gaps(
+    rows: Sequence[ChainRow], ranges: list[RemovedRange], starts: list[int]
+) -> dict[int, RemovedRange | None]:
+    """Per row after missing seqs: the declared range ending there, or None if undeclared."""
+    gaps: dict[int, RemovedRange | None] = {}
+    for index, row in enumerate(rows):
+        first_missing = rows[index - 1].seq + 1 if index else 1
+        if row.seq > first_missing:
+            gaps[index] = _tiling(ranges, starts, first_missing, row.seq - 1)
+    return gaps
 
 
 def _covering(ranges: list[RemovedRange], starts: list[int], seq: int) -> RemovedRange | None:
@@ -204,20 +224,21 @@ def _tiling(
     return None
 
 
-def _check_gap(
+def _gap_finding(
     findings: list[Finding],
-    ranges: list[RemovedRange],
-    starts: list[int],
-    first_missing: int,
-    row: ChainRow,
+    rows: Sequence[ChainRow],
+    index: int,
+    tiled: RemovedRange | None,
+    broken: Break | None,
 ) -> None:
+    row = rows[index]
+    first_missing = rows[index - 1].seq + 1 if index else 1
     last_missing = row.seq - 1
     where = (
         f"seq {first_missing}"
         if first_missing == last_missing
         else f"seq {first_missing}..{last_missing}"
     )
-    tiled = _tiling(ranges, starts, first_missing, last_missing)
     if tiled is None:
         findings.append(
             Finding(
@@ -226,7 +247,7 @@ def _check_gap(
                 f"{where} missing before seq {row.seq}, and no retention entry declares it removed",
             )
         )
-    elif tiled.last_hash != row.prev_hash:
+    elif broken is not None:
         findings.append(
             Finding(
                 "changed",
@@ -236,49 +257,19 @@ def _check_gap(
         )
 
 
-def _check_link(
-    findings: list[Finding],
-    row: ChainRow,
-    prev: ChainRow | None,
-    before_prev: ChainRow | None,
-    by_hash: dict[str, int],
-    referenced: set[str],
-) -> None:
-    expected = prev.row_hash if prev else GENESIS
-    if row.prev_hash == expected:
-        return
-    if prev is None:
-        findings.append(Finding("inserted", row.seq, "the first row does not start the chain"))
-        return
-    if (
-        before_prev is not None
-        and row.prev_hash == before_prev.row_hash
-        and prev.row_hash not in referenced
-    ):
-        findings.append(
-            Finding(
-                "inserted",
-                prev.seq,
-                f"no row links to it; seq {row.seq} links straight to seq {before_prev.seq}",
-            )
-        )
-        return
-    if row.prev_hash in by_hash:
-        findings.append(
-            Finding(
-                "reordered",
-                row.seq,
-                f"stored after seq {prev.seq} but links to seq {by_hash[row.prev_hash]}",
-            )
-        )
-        return
-    findings.append(
-        Finding(
-            "changed",
-            prev.seq,
-            f"seq {row.seq} links to a hash no row has: seq {prev.seq} was rewritten "
-            "(hash recomputed) or rows before it were removed and renumbered",
-        )
+def _link_finding(rows: Sequence[ChainRow], broken: Break) -> Finding:
+    """A link break where the seqs run on: a removal would have left a gap in them."""
+    row = rows[broken.index]
+    if broken.kind != "removed":
+        return Finding(broken.kind, row.seq, broken.why)
+    if broken.index == 0:
+        return Finding("inserted", row.seq, "the first row does not start the chain")
+    prev = rows[broken.index - 1]
+    return Finding(
+        "changed",
+        prev.seq,
+        f"seq {row.seq} links to a hash no row has: seq {prev.seq} was rewritten "
+        "(hash recomputed) or rows before it were removed and renumbered",
     )
 
 

@@ -31,21 +31,16 @@ from signalhub.audit.queries import (
 from signalhub.audit.reconcile import reconcile
 from signalhub.audit.retention import RetentionPlan, run_retention
 from signalhub.audit.store import AuditStore, StoredRecord
-from signalhub.config import Settings
+from signalhub.cli import current_settings
 
 __all__ = ["audit_group", "retention_command"]
 
 _FORMATS = click.Choice(["text", "csv", "jsonl"])
 
 
-def _settings() -> Settings:
-    settings: Settings = click.get_current_context().obj
-    return settings
-
-
 @contextmanager
 def _store() -> Iterator[AuditStore]:
-    store = open_store(_settings())
+    store = open_store(current_settings())
     try:
         yield store
     finally:
@@ -90,10 +85,10 @@ def verify(anchors: tuple[str, ...]) -> None:
 @audit_group.command(name="reconcile")
 def reconcile_command() -> None:
     """Check every decision has one audit record and every delivery its allow record."""
-    from signalhub.broker.embedded import connect
+    from signalhub.broker.connect import connect
     from signalhub.subscriptions import load_subscriptions
 
-    settings = _settings()
+    settings = current_settings()
     subscriptions = load_subscriptions(settings.subscriptions_file)
     with connect(settings) as bootstrap, _store() as store:
         report = reconcile(
@@ -125,7 +120,7 @@ def subject(identifier: str, include_refusals: bool, fmt: str) -> None:
     """Every disclosure about one person (IDENTIFIER is the BSN; it is never stored)."""
     if not is_bsn(identifier):
         raise click.BadParameter("IDENTIFIER must be a BSN (nine digits)", param_hint="IDENTIFIER")
-    refs = subject_refs_for(_settings(), identifier)
+    refs = subject_refs_for(current_settings(), identifier)
     with _store() as store:
         rows = subject_disclosures(store, refs, include_refusals=include_refusals)
     _emit(rows, fmt, refs)
@@ -164,9 +159,9 @@ def query(
 @click.option("--replay", is_flag=True, help="Read the topic from its start (the store de-dups).")
 def ingest(follow: bool, replay: bool) -> None:
     """Consume the audit topic into the store (at-least-once, idempotent)."""
-    from signalhub.broker.embedded import connect
+    from signalhub.broker.connect import connect
 
-    settings = _settings()
+    settings = current_settings()
     with connect(settings) as bootstrap, _store() as store:
         ingestor = AuditIngestor(
             store, audit_registry(settings), bootstrap, group=settings.audit_group
@@ -189,9 +184,9 @@ def retention_command() -> None:
 @retention_command.command(name="run")
 def retention_run() -> None:
     """Apply the configured retention periods now (see docs/audit.md)."""
-    from signalhub.broker.embedded import connect
+    from signalhub.broker.connect import connect
 
-    settings = _settings()
+    settings = current_settings()
     plan = RetentionPlan.from_settings(settings)
     with connect(settings) as bootstrap, _store() as store:
         report = run_retention(store, plan, now=datetime.now(UTC), bootstrap_servers=bootstrap)

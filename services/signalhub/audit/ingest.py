@@ -23,7 +23,7 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from signalhub.audit.record import AUDIT_TOPIC, decisions_in, register_audit_schemas
+from signalhub.audit.record import decisions_in, register_audit_schemas
 from signalhub.audit.store import AuditStore
 from signalhub.broker.reader import assign_topics, drain, open_consumer
 from signalhub.config import Settings
@@ -31,6 +31,7 @@ from signalhub.errors import RecordError, UnknownSchemaError
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import Record
+from signalhub.wire import AUDIT_TOPIC
 
 __all__ = ["AuditIngestor", "IngestReport", "audit_registry"]
 

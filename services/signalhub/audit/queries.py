@@ -22,7 +22,8 @@ from typing import Any, TextIO
 from signalhub.audit.record import AUDIT_DOMAIN
 from signalhub.audit.store import DECISION, AuditStore, StoredRecord
 from signalhub.config import Settings
-from signalhub.pseudonym.pseudonyms import Pseudonymiser, load_master_key, normalise
+from signalhub.pseudonym.keys import load_master_key
+from signalhub.pseudonym.pseudonyms import Pseudonymiser, normalise
 
 __all__ = [
     "LDV_COLUMNS",

@@ -24,17 +24,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from signalhub.audit.record import AUDIT_TOPIC, NO_SUBSCRIPTION, decisions_in
+from signalhub.audit.record import NO_SUBSCRIPTION, decisions_in
 from signalhub.audit.store import DECISION, AuditStore
-from signalhub.broker.reader import assign_topic, deliveries_topic, drain, header, open_consumer
+from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.errors import RecordError, UnknownSchemaError
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, by_signal_type
+from signalhub.wire import (
+    AUDIT_TOPIC,
+    DELIVERY_ID_HEADER,
+    deliveries_topic,
+    header,
+    subscriber_of,
+)
 
 __all__ = ["Gap", "ReconcileReport", "reconcile"]
-
-DELIVERY_ID_HEADER = "signalhub.delivery_id"
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,7 @@ def _check_deliveries(
             delivered.add(delivery_id)
             report.deliveries += 1
             record = allowed.get(delivery_id)
-            subscriber = message.topic.removeprefix("deliveries.")
+            receiver = subscriber_of(message.topic)
             if record is None:
                 report.gaps.append(
                     Gap(
@@ -216,13 +221,13 @@ def _check_deliveries(
                         f"delivery {delivery_id} has no allow record in the audit store",
                     )
                 )
-            elif record["subscriber"] != subscriber:
+            elif record["subscriber"] != receiver:
                 report.gaps.append(
                     Gap(
                         "delivery_mismatch",
                         where,
                         f"delivery {delivery_id} was allowed for {record['subscriber']}, "
-                        f"not {subscriber}",
+                        f"not {receiver}",
                     )
                 )
     finally:

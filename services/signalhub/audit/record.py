@@ -12,9 +12,7 @@ records with :func:`decisions_in`, which also reads the older one-record-per-dec
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,54 +21,23 @@ from pathlib import Path
 from signalhub.errors import RecordError
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import AvroSchema, Record
+from signalhub.wire import decision_id
 
 __all__ = [
     "AUDIT_DOMAIN",
-    "AUDIT_TOPIC",
     "NO_SUBSCRIPTION",
     "DecisionContext",
     "audit_entry",
     "audit_record",
-    "decision_id",
     "decisions_in",
-    "delivery_id",
     "load_audit_schema",
     "register_audit_schemas",
 ]
 
-AUDIT_TOPIC = "audit"
 #: Pseudonym domain of the audit trail's subject references; no subscriber is ever in it.
 AUDIT_DOMAIN = "signalhub-audit"
 #: Subscription id recorded when a signal type has no active subscription at all.
 NO_SUBSCRIPTION = "-"
-
-_DELIVERY_NAMESPACE = uuid.UUID("6f1d2c1e-5b7a-4c1e-9a53-5f1a0b2f7d10")
-_NAMESPACE_BYTES = _DELIVERY_NAMESPACE.bytes
-
-
-def delivery_id(signal_id: str, subscriber: str) -> str:
-    """Stable id of the delivery of one signal to one subscriber, for de-duplication downstream."""
-    return _uuid5(f"delivery/{signal_id}/{subscriber}")
-
-
-def decision_id(signal_id: str, subscription_id: str, policy_version: str) -> str:
-    """Stable id of one decision: reprocessing after a crash yields the same id."""
-    return _uuid5(f"decision/{signal_id}/{subscription_id}/{policy_version}")
-
-
-def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(_DELIVERY_NAMESPACE, name))`` without building a UUID object.
-
-    Several ids per signal on the enforcer's hot path; the UUID object and its formatting cost
-    more than the SHA-1 itself.
-    """
-    # SHA-1 because RFC 4122 version 5 is defined with it; these are ids, not a security digest.
-    sha1 = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
-    digest = bytearray(sha1.digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def load_audit_schema(schemas_dir: Path) -> AvroSchema:

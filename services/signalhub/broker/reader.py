@@ -10,43 +10,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
+from signalhub.broker.clients import KafkaConnection, new_consumer
 from signalhub.errors import BrokerError
 
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
+
 __all__ = [
-    "DELIVERY_TOPIC_PREFIX",
     "assign_topic",
     "assign_topics",
-    "deliveries_topic",
     "drain",
-    "header",
     "open_consumer",
 ]
 
-DELIVERY_TOPIC_PREFIX = "deliveries."
 #: How long one poll may wait; short because tansu holds a fetch for the full fetch wait.
 _POLL_MS = 100
-
-
-def deliveries_topic(subscriber: str) -> str:
-    """The topic that holds one subscriber's deliveries (``deliveries.<subscriber>``)."""
-    return f"{DELIVERY_TOPIC_PREFIX}{subscriber}"
 
 
 def open_consumer(bootstrap_servers: str, **config: Any) -> KafkaConsumer:
     """A kafka-python consumer with the hub's defaults (short fetch wait, no auto-commit)."""
     options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers,
         "enable_auto_commit": False,
         "fetch_max_wait_ms": 100,
         "client_id": "signalhub-delivery",
     }
     options.update(config)
     try:
-        return KafkaConsumer(**options)
+        return new_consumer(KafkaConnection(bootstrap_servers), **options)
     except Exception as exc:
         raise BrokerError(
             f"cannot reach Kafka at {bootstrap_servers}: {exc} — is the broker running?"
@@ -124,12 +118,3 @@ def drain(
                 yield record
                 count += 1
         deadline = time.monotonic() + idle_ms / 1000
-
-
-def header(record: Any, name: str) -> str | None:
-    """A record header as text, or None when absent."""
-    for key, value in record.headers or ():
-        if key == name and value is not None:
-            text: str = bytes(value).decode("utf-8", "replace")
-            return text
-    return None

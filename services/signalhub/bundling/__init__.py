@@ -18,8 +18,6 @@ from signalhub.bundling.subjects import (
     CASEWORK_DOMAIN,
     Subject,
     address_key,
-    alert_signal_id,
-    bundle_id,
     subjects_of,
 )
 from signalhub.bundling.wijkbeeld import Cell, cells, render_count, to_csv, to_html
@@ -41,10 +39,8 @@ __all__ = [
     "RuleDecision",
     "Subject",
     "address_key",
-    "alert_signal_id",
     "ask",
     "ask_hit_no_hit",
-    "bundle_id",
     "bundle_input",
     "cells",
     "iso_week",

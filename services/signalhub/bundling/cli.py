@@ -6,22 +6,22 @@ from pathlib import Path
 
 import click
 
-from signalhub.config import Settings
+from signalhub.cli import current_settings
 
 __all__ = ["bundler_command", "hit_no_hit_command", "wijkbeeld_command"]
 
 
 @click.command("bundler")
-@click.pass_obj
-def bundler_command(settings: Settings) -> None:
+def bundler_command() -> None:
     """Run the bundler until stopped: link signals across agencies, raise casework alerts.
 
     Reads signals.* with its own consumer group, keeps its state in <state_dir>/bundling.sqlite
     and publishes casework_alert signals (which the enforcer routes by policy).
     """
-    from signalhub.broker.embedded import connect
+    from signalhub.broker.connect import connect
     from signalhub.bundling.process import run_bundler
 
+    settings = current_settings()
     with connect(settings) as bootstrap_servers:
         run_bundler(settings, bootstrap_servers)
 
@@ -29,15 +29,14 @@ def bundler_command(settings: Settings) -> None:
 @click.command("hit-no-hit")
 @click.option("--asker", required=True, help="The agency asking (e.g. politie).")
 @click.argument("bsn")
-@click.pass_obj
-def hit_no_hit_command(settings: Settings, asker: str, bsn: str) -> None:
+def hit_no_hit_command(asker: str, bsn: str) -> None:
     """Is the person with this BSN known to partners of the casework domain? (yes/no + who)
 
     Allowed only to partners with a casework agreement; every question is logged.
     """
     from signalhub.bundling.service import ask_hit_no_hit
 
-    answer = ask_hit_no_hit(settings, asker, bsn)
+    answer = ask_hit_no_hit(current_settings(), asker, bsn)
     if not answer.allowed:
         raise click.ClickException(
             f"refused — {'; '.join(answer.reasons)} (question logged as #{answer.seq})"
@@ -51,12 +50,11 @@ def hit_no_hit_command(settings: Settings, asker: str, bsn: str) -> None:
 @click.command("wijkbeeld")
 @click.option("--format", "fmt", type=click.Choice(["csv", "html"]), default="csv")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.pass_obj
-def wijkbeeld_command(settings: Settings, fmt: str, output: Path | None) -> None:
+def wijkbeeld_command(fmt: str, output: Path | None) -> None:
     """Signals per neighbourhood × type × week, counts below SIGNALHUB_WIJKBEELD_K as <k."""
     from signalhub.bundling.service import render_wijkbeeld
 
-    text = render_wijkbeeld(settings, fmt)
+    text = render_wijkbeeld(current_settings(), fmt)
     if output is None:
         click.echo(text, nl=False)
     else:

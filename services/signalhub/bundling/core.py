@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 
 from signalhub.bundling.rules import BundlingPolicy, RuleDecision
 from signalhub.bundling.store import Alert, BundleStore, Contribution
-from signalhub.bundling.subjects import Subject, alert_signal_id, epoch_ms, subjects_of
+from signalhub.bundling.subjects import Subject, epoch_ms, subjects_of
 from signalhub.enforcer.outputs import Output, SourceRecord
 from signalhub.errors import RecordError, UnknownSchemaError
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import Record
+from signalhub.wire import alert_signal_id
 
 __all__ = ["ALERT_TYPE", "HUB_AGENCY", "UNKNOWN_NEIGHBOURHOOD", "Bundler", "iso_week"]
 

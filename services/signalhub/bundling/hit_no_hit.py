@@ -3,15 +3,15 @@
 The answer is yes/no and which agencies reported about the person — never what they reported.
 Whether the asker may ask at all is the policy's (``data.signalhub.bundling.hit_no_hit``: the
 asker needs an agreement for the casework purpose). Every question, allowed or refused, is
-appended to the hash-chained ``hit_no_hit_log`` table in the bundler's SQLite file (append-only:
-triggers refuse updates and deletes; :func:`verify_log` re-computes the chain). The person is
+appended to the ``hit_no_hit_log`` table in the bundler's SQLite file, hash-chained on the
+ledger (:mod:`signalhub.ledger`; append-only: triggers refuse updates and deletes;
+:func:`verify_log` re-computes the chain). The person is
 logged as a pseudonym in the audit domain ``signalhub-audit``, the same one the enforcer's audit
 records use, so "who asked about this person" is answerable without a clear BSN at rest.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +21,10 @@ from signalhub.audit.record import AUDIT_DOMAIN
 from signalhub.bundling.rules import BundlingPolicy
 from signalhub.bundling.store import BundleStore
 from signalhub.bundling.subjects import BUNDLING_DOMAIN
+from signalhub.ledger import GENESIS, Chain, Entry, link
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 
 __all__ = ["Answer", "LogEntry", "ask", "read_log", "verify_log"]
-
-_GENESIS = "0" * 64
 
 
 @dataclass(frozen=True)
@@ -101,9 +100,9 @@ def _append(
     with store.transaction():
         head = store.execute("SELECT seq, hash FROM hit_no_hit_log ORDER BY seq DESC LIMIT 1")
         seq = 1 if not head else int(str(head[0][0])) + 1
-        prev = _GENESIS if not head else str(head[0][1])
+        prev = GENESIS if not head else str(head[0][1])
         fields = (seq, asked_at, asker, subject_ref, allowed, known, partners, reasons)
-        digest = _hash(prev, fields, policy_version)
+        digest = link(prev, _material(prev, fields, policy_version)).hash
         store.execute(
             "INSERT INTO hit_no_hit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -123,7 +122,12 @@ def _append(
     return seq
 
 
-def _hash(prev: str, fields: tuple[object, ...], policy_version: str) -> str:
+def _material(prev: str, fields: tuple[object, ...], policy_version: str) -> bytes:
+    """What an entry's hash covers.
+
+    Compact, sorted JSON with non-ASCII escaped: unlike the wire's canonical JSON, but entries
+    already written were hashed so, and their hashes are recomputed from the columns.
+    """
     seq, asked_at, asker, subject_ref, allowed, known, partners, reasons = fields
     document = {
         "seq": seq,
@@ -137,8 +141,7 @@ def _hash(prev: str, fields: tuple[object, ...], policy_version: str) -> str:
         "policy_version": policy_version,
         "prev_hash": prev,
     }
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
 def read_log(store: BundleStore) -> list[LogEntry]:
@@ -163,21 +166,23 @@ def read_log(store: BundleStore) -> list[LogEntry]:
 
 
 def verify_log(store: BundleStore) -> list[str]:
-    """Problems with the hash chain (empty: intact)."""
-    problems: list[str] = []
-    prev = _GENESIS
-    for entry in read_log(store):
-        fields = (
-            entry.seq,
-            entry.asked_at,
-            entry.asker,
-            entry.subject_ref,
-            entry.allowed,
-            entry.known,
-            entry.partners,
-            entry.reasons,
-        )
-        if entry.prev_hash != prev or entry.hash != _hash(prev, fields, entry.policy_version):
-            problems.append(f"hit/no-hit log entry {entry.seq} does not match the chain")
-        prev = entry.hash
-    return problems
+    """Problems with the hash chain (empty: intact), each naming the entry and why."""
+    log = read_log(store)
+    chain = Chain([_entry(entry) for entry in log], name=lambda index: f"entry {log[index].seq}")
+    return [f"hit/no-hit log: {broken}" for broken in chain.breaks()]
+
+
+def _entry(entry: LogEntry) -> Entry:
+    fields = (
+        entry.seq,
+        entry.asked_at,
+        entry.asker,
+        entry.subject_ref,
+        entry.allowed,
+        entry.known,
+        entry.partners,
+        entry.reasons,
+    )
+    return Entry(
+        entry.prev_hash, entry.hash, _material(entry.prev_hash, fields, entry.policy_version)
+    )

@@ -22,7 +22,7 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from signalhub.broker.embedded import create_topics
+from signalhub.broker.admin import create_topics
 from signalhub.broker.reader import assign_topics, open_consumer
 from signalhub.bundling.core import ALERT_TYPE, Bundler
 from signalhub.bundling.rules import BundlingPolicy

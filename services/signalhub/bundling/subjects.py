@@ -9,23 +9,20 @@ pseudonym the casework consultation already receives for the person's BSN in its
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from signalhub.pseudonym.pseudonyms import Pseudonymiser, normalise
 from signalhub.schema.registry import SignalSchema
 from signalhub.types import Record
+from signalhub.wire import bundle_id
 
 __all__ = [
     "BUNDLING_DOMAIN",
     "CASEWORK_DOMAIN",
     "Subject",
     "address_key",
-    "alert_signal_id",
-    "bundle_id",
     "epoch_ms",
     "subjects_of",
 ]
@@ -98,20 +95,6 @@ def _first(schema: SignalSchema, payload: Record, pii: str) -> str | None:
         if spec.pii == pii and isinstance(value, str) and value.strip():
             return value
     return None
-
-
-def _uuid_of(text: str) -> str:
-    return str(uuid.UUID(bytes=hashlib.sha256(text.encode()).digest()[:16]))
-
-
-def bundle_id(subject_key: str) -> str:
-    """Stable, UUID-shaped id of the bundle of one hub-internal pseudonym (one-way)."""
-    return _uuid_of(f"signalhub/bundle/{subject_key}")
-
-
-def alert_signal_id(the_bundle_id: str, revision: int) -> str:
-    """The casework_alert's signal id: the same bundle and revision always give the same id."""
-    return _uuid_of(f"signalhub/casework_alert/{the_bundle_id}/{revision}")
 
 
 def epoch_ms(moment: datetime) -> int:

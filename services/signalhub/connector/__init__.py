@@ -18,7 +18,7 @@ from signalhub.connector.definition import (
     load_definitions,
 )
 from signalhub.connector.ingest import create_ingest_app, ingest_routes, tokens_from_env
-from signalhub.connector.mapping import Mapper, derive_signal_id, is_valid_bsn
+from signalhub.connector.mapping import Mapper, is_valid_bsn
 from signalhub.connector.publisher import CollectingPublisher, KafkaPublisher, Publisher
 from signalhub.connector.runner import (
     ConnectorRunner,
@@ -62,7 +62,6 @@ __all__ = [
     "WatermarkStore",
     "create_ingest_app",
     "create_runners",
-    "derive_signal_id",
     "ingest_routes",
     "is_valid_bsn",
     "load_definition",

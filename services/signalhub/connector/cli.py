@@ -1,6 +1,6 @@
 """``signalhub connector ...``: list the agency connectors and run one.
 
-Mounted on the main CLI with ``cli.add_command(connector_group)``. This is an edge: it reads the
+Mounted lazily on the root command (:mod:`signalhub.cli`). This is an edge: it reads the
 settings, builds the source, publisher and reject file, and turns a
 :class:`~signalhub.errors.SignalhubError` into ``Error: what happened — what to do`` and exit 1.
 """
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from signalhub.config import Settings, load_settings
+from signalhub.cli import current_settings, fail
+from signalhub.config import Settings
 from signalhub.connector import (
     CollectingPublisher,
     ConnectorDefinition,
@@ -30,16 +31,6 @@ from signalhub.schema.registry import SchemaRegistry
 __all__ = ["connector_group"]
 
 
-def _settings() -> Settings:
-    found = click.get_current_context().find_object(Settings)
-    return found if found is not None else load_settings()
-
-
-def _fail(exc: SignalhubError) -> None:
-    click.echo(f"Error: {exc}", err=True)
-    raise SystemExit(1)
-
-
 @click.group("connector")
 def connector_group() -> None:
     """Agency connectors: map each agency's records to signals and publish them."""
@@ -48,12 +39,11 @@ def connector_group() -> None:
 @connector_group.command("list")
 def list_command() -> None:
     """Show every connector definition, its sources and the signal types it produces."""
-    settings = _settings()
+    settings = current_settings()
     try:
         definitions = load_definitions(settings.connectors_dir)
     except SignalhubError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     for name, definition in definitions.items():
         kinds = ", ".join(source.kind for source in definition.sources)
         click.echo(f"{name:<20} {definition.title}")
@@ -94,7 +84,7 @@ def run_command(
     dry_run: bool,
 ) -> None:
     """Run connector NAME once over its source: publish what maps, reject what does not."""
-    settings = _settings()
+    settings = current_settings()
     try:
         definitions = load_definitions(settings.connectors_dir)
         definition = definitions.get(name)
@@ -122,8 +112,7 @@ def run_command(
         finally:
             publisher.close()
     except SignalhubError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     verb = "mapped (dry run)" if dry_run else "published"
     click.echo(
         f"{name}: read {report.read}, {verb} {report.published}, rejected {report.rejected}"

@@ -7,17 +7,13 @@ tested on its sample data alone. What it refuses raises :class:`~signalhub.error
 Error messages name the column and what was expected, never the value, because the value may be
 a BSN, a name or an address. Only code-table and value-list values (agency vocabulary) are quoted.
 
-Why the signal id is derived, not drawn at random: hashing the agency, the signal type and the
-whole raw record gives a UUID (shaped as version 4) that is stable when the same record is read
-again, after a restart or a resend, so the at-least-once pipeline can de-duplicate on it.
+The signal id is derived from the agency, the signal type and the whole raw record
+(:func:`signalhub.wire.derive_signal_id`), so reading the same record again gives the same id.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -28,8 +24,9 @@ from signalhub.connector.definition import ConnectorDefinition, FieldMap
 from signalhub.errors import ConnectorError, ValidationError
 from signalhub.schema.registry import SchemaRegistry, SignalSchema
 from signalhub.types import Record
+from signalhub.wire import derive_signal_id
 
-__all__ = ["Clock", "Mapper", "derive_signal_id", "is_valid_bsn", "utc_now"]
+__all__ = ["Clock", "Mapper", "is_valid_bsn", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -50,13 +47,6 @@ def is_valid_bsn(bsn: str) -> bool:
         return False
     total = sum(int(digit) * weight for digit, weight in zip(bsn[:8], range(9, 1, -1), strict=True))
     return (total - int(bsn[8])) % 11 == 0
-
-
-def derive_signal_id(agency: str, signal_type: str, raw: Mapping[str, Any]) -> str:
-    """A version-4-shaped UUID that is the same every time the same record is read."""
-    canonical = json.dumps(raw, sort_keys=True, default=str, ensure_ascii=False)
-    digest = hashlib.sha256(f"{agency}\0{signal_type}\0{canonical}".encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 class Mapper:

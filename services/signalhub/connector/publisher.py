@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from signalhub.broker.clients import KafkaConnection, new_producer
 from signalhub.errors import BrokerError
 
 __all__ = ["CollectingPublisher", "KafkaPublisher", "Publisher"]
@@ -39,11 +40,9 @@ class KafkaPublisher:
         flush_timeout_s: float = 30.0,
         **producer_config: Any,
     ) -> None:
-        from kafka import KafkaProducer  # imported here: no import-time cost for non-publishers
-        from kafka.errors import KafkaError
+        from kafka.errors import KafkaError  # imported here: no import-time cost for non-publishers
 
         config: dict[str, Any] = {
-            "bootstrap_servers": bootstrap_servers.split(","),
             "client_id": client_id,
             "acks": "all",
             "linger_ms": 5,
@@ -53,7 +52,7 @@ class KafkaPublisher:
             **producer_config,
         }
         try:
-            self._producer = KafkaProducer(**config)
+            self._producer = new_producer(KafkaConnection(bootstrap_servers), **config)
         except KafkaError as exc:
             raise BrokerError(
                 f"cannot connect to Kafka at {bootstrap_servers}: {type(exc).__name__} — "

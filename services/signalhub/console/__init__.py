@@ -1,13 +1,13 @@
 """The web console: operators watch the flow, security officers manage the policy, auditors read.
 
 Public surface: :func:`console_routes` (mounted by ``signalhub up``), :func:`console_app` (the
-console alone), :func:`console_context`, and the command group ``console_group``
-(``signalhub console serve | user add | user list``). Everything else is internal.
+console alone) and :func:`console_context`; everything else is internal. The commands
+(``signalhub console serve | user add | user list``) live in :mod:`signalhub.console.cli`, which
+the root command loads only when they run, so importing the console never loads a CLI.
 """
 
 from signalhub.console.app import console_app, console_context, console_routes
 from signalhub.console.auth import PERMISSIONS, ROLES, UserStore
-from signalhub.console.cli import console_group
 
 __all__ = [
     "PERMISSIONS",
@@ -15,6 +15,5 @@ __all__ = [
     "UserStore",
     "console_app",
     "console_context",
-    "console_group",
     "console_routes",
 ]

@@ -10,14 +10,9 @@ from contextlib import ExitStack
 
 import click
 
-from signalhub.config import Settings, load_settings
+from signalhub.cli import current_settings
 
 __all__ = ["console_group"]
-
-
-def _settings() -> Settings:
-    obj = click.get_current_context().find_root().obj
-    return obj if isinstance(obj, Settings) else load_settings()
 
 
 @click.group("console")
@@ -30,11 +25,11 @@ def serve_command() -> None:
     """Serve the console (and /metrics, /healthz, /readyz) on SIGNALHUB_HTTP_HOST:PORT."""
     import uvicorn
 
-    from signalhub.apps.serve import check_port_free
-    from signalhub.broker.embedded import connect
+    from signalhub.broker.connect import connect
     from signalhub.console.app import console_app
+    from signalhub.net import check_port_free
 
-    settings = _settings()
+    settings = current_settings()
     check_port_free(settings.http_host, settings.http_port)
     with connect(settings) as bootstrap, ExitStack() as stack:
         app = console_app(settings, bootstrap, stack)
@@ -63,7 +58,7 @@ def add_command(name: str, role: str, password: str) -> None:
     """Add user NAME with ROLE (or replace its role and password)."""
     from signalhub.console.auth import UserStore
 
-    store = UserStore.in_state_dir(_settings().state_dir)
+    store = UserStore.in_state_dir(current_settings().state_dir)
     user = store.add(name, role, password)
     click.echo(f"user {user.name} ({user.role}) saved in {store.path}")
 
@@ -73,7 +68,7 @@ def list_command() -> None:
     """Every console user and role."""
     from signalhub.console.auth import UserStore
 
-    users = UserStore.in_state_dir(_settings().state_dir).list()
+    users = UserStore.in_state_dir(current_settings().state_dir).list()
     if not users:
         click.echo("no console users — add one with `signalhub console user add NAME --role ROLE`")
     for user in users:

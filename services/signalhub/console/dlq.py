@@ -18,13 +18,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from signalhub.broker.reader import assign_topic, drain, header, open_consumer
+from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.delivery.reader import to_json_value
-from signalhub.enforcer.core import DLQ_TOPIC
 from signalhub.errors import SignalhubError, UnknownSchemaError
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
+from signalhub.wire import (
+    DETAIL_HEADER,
+    DLQ_TOPIC,
+    FAILED_AT_HEADER,
+    REASON_HEADER,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER,
+    header,
+)
 
 __all__ = ["MASK", "DeadLetter", "ReplayLog", "mask_signal", "read_dead_letters", "replay"]
 
@@ -98,15 +107,15 @@ def _dead_letter(registry: SchemaRegistry, message: Any) -> DeadLetter:
         partition=message.partition,
         offset=message.offset,
         key=message.key.decode("utf-8", "replace") if message.key else None,
-        reason=header(message, "signalhub.reason") or "unknown",
-        detail=header(message, "signalhub.detail") or "",
-        source_topic=header(message, "signalhub.source.topic") or "",
+        reason=header(message, REASON_HEADER) or "unknown",
+        detail=header(message, DETAIL_HEADER) or "",
+        source_topic=header(message, SOURCE_TOPIC_HEADER) or "",
         source=(
-            f"{header(message, 'signalhub.source.topic')}"
-            f"[{header(message, 'signalhub.source.partition')}]"
-            f"@{header(message, 'signalhub.source.offset')}"
+            f"{header(message, SOURCE_TOPIC_HEADER)}"
+            f"[{header(message, SOURCE_PARTITION_HEADER)}]"
+            f"@{header(message, SOURCE_OFFSET_HEADER)}"
         ),
-        failed_at=header(message, "signalhub.failed_at") or "",
+        failed_at=header(message, FAILED_AT_HEADER) or "",
         size=len(value),
         digest=hashlib.sha256(value).hexdigest(),
         masked=masked,

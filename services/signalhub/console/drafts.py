@@ -3,7 +3,8 @@
 Each console user edits a draft under ``<state_dir>/console/drafts/<user>/policies/``, seeded
 from the version in force (the ``policies`` topic, else ``policies/``). Checking, testing,
 dry-running and publishing all call the same functions as ``signalhub policy ...``
-(:mod:`signalhub.policy.engine`, :mod:`signalhub.policy.lifecycle`, :mod:`signalhub.policy.diff`):
+(:mod:`signalhub.policy.engine`, :mod:`signalhub.policy.rego_tests`,
+:mod:`signalhub.policy.lifecycle`, :mod:`signalhub.policy.diff`):
 the console adds no rules of its own. The draft directory is named ``policies`` because the
 engine reports ``policies/<file>:<line>``, which is how an error is put at its line here.
 """
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signalhub.errors import PolicyError
-from signalhub.policy.engine import check_policies, run_rego_tests
-from signalhub.policy.store import PolicyBundle
+from signalhub.policy.bundle import PolicyBundle
+from signalhub.policy.engine import check_policies
+from signalhub.policy.rego_tests import RegoTestResult, run_rego_tests
 
 __all__ = ["PolicyDraft", "Problem", "locate_problems"]
 
@@ -101,6 +103,6 @@ class PolicyDraft:
         """Parse and compile (``signalhub policy check``); empty when it loads."""
         return locate_problems(check_policies(self.root))
 
-    def test(self) -> list[tuple[str, bool, str]]:
-        """The Rego tests (``signalhub policy test --rego-only``)."""
+    def test(self) -> list[RegoTestResult]:
+        """The Rego tests (``signalhub policy test``)."""
         return run_rego_tests(self.root)

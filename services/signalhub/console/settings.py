@@ -13,7 +13,7 @@ __all__ = ["ConsoleSettings"]
 
 
 class ConsoleSettings(BaseSettings):
-    """Sessions, login throttling, the enforcer's metrics port and the throughput sampler."""
+    """Sessions, login throttling and the throughput sampler."""
 
     model_config = SettingsConfigDict(
         env_prefix="SIGNALHUB_", env_file=".env", extra="ignore", frozen=True
@@ -25,9 +25,6 @@ class ConsoleSettings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, le=100)
     #: Window (and lock-out) of the failed-login limit, in seconds.
     login_window_s: int = Field(default=900, ge=10, le=86400)
-    #: Loopback port of the enforcer's metrics exporter; 0 = a free port, written to
-    #: ``<state_dir>/enforcer-metrics.port``.
-    enforcer_metrics_port: int = Field(default=0, ge=0, le=65535)
     #: Seconds between throughput samples for the dashboard chart (and lag reads).
     sample_interval_s: float = Field(default=2.0, ge=0.2, le=60)
     #: Minutes of throughput history the chart shows.

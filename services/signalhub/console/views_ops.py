@@ -23,6 +23,7 @@ from signalhub.console.dlq import ReplayLog, read_dead_letters, replay
 from signalhub.console.web import ConsoleContext, form_of, guarded
 from signalhub.enforcer.metrics import MetricsSnapshot, parse_metrics, scrape_enforcer
 from signalhub.subscriptions import load_subscriptions
+from signalhub.wire import signal_type_of
 
 __all__ = ["dashboard_summary", "reject_counts", "routes"]
 
@@ -82,7 +83,7 @@ def dashboard_summary(ctx: ConsoleContext) -> dict[str, Any]:
         entry["lag"] = sum(
             behind
             for where, behind in report.lag.items()
-            if where.split("[")[0].removeprefix("signals.") in entry["types"]
+            if signal_type_of(where.split("[")[0]) in entry["types"]
         )
         entry["types"] = sorted(entry["types"])
         entry["channel"] = ", ".join(sorted(entry["channel"]))

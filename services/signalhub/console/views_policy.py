@@ -19,11 +19,12 @@ from signalhub.console.auth import Session
 from signalhub.console.drafts import PolicyDraft, Problem, locate_problems
 from signalhub.console.web import ConsoleContext, first, form_of, guarded
 from signalhub.errors import SignalhubError
+from signalhub.policy.bundle import PolicyBundle, bundle_from_dir
 from signalhub.policy.diff import diff_policies, read_traffic_topics
 from signalhub.policy.engine import EmbeddedPolicyEngine, PolicyEngine
 from signalhub.policy.lifecycle import policy_in_force, publish_policy, rollback_policy
 from signalhub.policy.matrix import policy_matrix
-from signalhub.policy.store import PolicyBundle, PolicyStore, bundle_from_dir, read_current_bundle
+from signalhub.policy.store import PolicyStore, read_current_bundle
 from signalhub.subscriptions import by_signal_type, load_subscriptions
 
 __all__ = ["routes"]

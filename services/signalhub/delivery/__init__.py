@@ -13,8 +13,7 @@ in :class:`SubscriberSecrets`. See ``docs/delivery.md``.
 
 from __future__ import annotations
 
-from signalhub.broker.reader import deliveries_topic
-from signalhub.delivery.catalog import VIEW_SCHEMAS_TOPIC, ViewSchemaCatalog
+from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.pull_api import pull_app
 from signalhub.delivery.reader import DeliveredRecord, decode_delivery, read_deliveries
 from signalhub.delivery.secrets import SubscriberSecrets
@@ -22,14 +21,12 @@ from signalhub.delivery.webhook import (
     Outcome,
     RetryPolicy,
     WebhookPusher,
-    failed_topic,
     sign,
     verify_signature,
     webhook_pushers,
 )
 
 __all__ = [
-    "VIEW_SCHEMAS_TOPIC",
     "DeliveredRecord",
     "Outcome",
     "RetryPolicy",
@@ -37,8 +34,6 @@ __all__ = [
     "ViewSchemaCatalog",
     "WebhookPusher",
     "decode_delivery",
-    "deliveries_topic",
-    "failed_topic",
     "pull_app",
     "read_deliveries",
     "sign",

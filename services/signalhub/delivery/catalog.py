@@ -13,21 +13,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
-
-from kafka import KafkaConsumer
+from typing import TYPE_CHECKING, Any
 
 from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.errors import SchemaError, UnknownSchemaError
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.types import AvroSchema, Record
+from signalhub.wire import VIEW_SCHEMAS_TOPIC
 
-__all__ = ["VIEW_SCHEMAS_TOPIC", "ViewSchemaCatalog"]
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
+
+__all__ = ["ViewSchemaCatalog"]
 
 logger = logging.getLogger(__name__)
-
-VIEW_SCHEMAS_TOPIC = "schemas.views"
 
 
 def _public(schema: Any) -> Any:

@@ -13,8 +13,8 @@ import json
 
 import click
 
-from signalhub.broker.embedded import advertised_broker
-from signalhub.config import Settings, load_settings
+from signalhub.broker.connect import advertised_broker
+from signalhub.cli import current_settings
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import DeliveredRecord, read_deliveries
 from signalhub.delivery.secrets import SubscriberSecrets
@@ -25,14 +25,9 @@ from signalhub.subscriptions import load_subscriptions, subscribers
 __all__ = ["subscribe", "subscriber_group", "summary_line"]
 
 
-def _settings() -> Settings:
-    obj = click.get_current_context().obj
-    return obj if isinstance(obj, Settings) else load_settings()
-
-
 def _known_subscriber(ctx: click.Context, param: click.Parameter, name: str) -> str:
     """Only subscribers named in the subscriptions file (this also keeps topic names sane)."""
-    settings = _settings()
+    settings = current_settings()
     known = subscribers(load_subscriptions(settings.subscriptions_file))
     if name not in known:
         raise click.BadParameter(
@@ -86,7 +81,7 @@ def subscribe(name: str, from_beginning: bool, as_json: bool, dedupe: bool, idle
     Reads the Kafka in SIGNALHUB_BOOTSTRAP_SERVERS, or the embedded broker of a running
     ``signalhub up`` (the same state directory).
     """
-    settings = _settings()
+    settings = current_settings()
     if settings.embedded and advertised_broker(settings) is None:
         # A broker started here would be a new, empty one: there would be nothing to show.
         raise ConfigError(
@@ -121,7 +116,7 @@ def token(name: str) -> None:
 
     The previous token stops working at once; the hub keeps only a SHA-256 of the new one.
     """
-    issued = SubscriberSecrets.from_settings(_settings()).issue_token(name)
+    issued = SubscriberSecrets.from_settings(current_settings()).issue_token(name)
     click.echo(issued)
     click.echo(
         f"This is {name}'s pull-API token; it is not stored and will not be shown again.",
@@ -134,5 +129,5 @@ def token(name: str) -> None:
 @click.option("--rotate", is_flag=True, help="Replace the secret (the old one stops verifying).")
 def webhook_secret(name: str, rotate: bool) -> None:
     """Print NAME's webhook signing secret (created on first use) for its receiver."""
-    store = SubscriberSecrets.from_settings(_settings())
+    store = SubscriberSecrets.from_settings(current_settings())
     click.echo(store.rotate_webhook_secret(name) if rotate else store.webhook_secret(name))

@@ -24,11 +24,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from signalhub.broker.reader import assign_topic, deliveries_topic, drain, open_consumer
+from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import decode_delivery
 from signalhub.delivery.secrets import SubscriberSecrets
 from signalhub.errors import BrokerError, RecordError, SchemaError
+from signalhub.wire import deliveries_topic
 
 __all__ = ["decode_cursor", "encode_cursor", "pull_app"]
 

@@ -20,16 +20,18 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from signalhub.broker.reader import assign_topic, deliveries_topic, drain, header, open_consumer
+from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.types import JSON, AvroSchema, Record
+from signalhub.wire import (
+    DELIVERY_ID_HEADER,
+    POLICY_VERSION_HEADER,
+    SIGNAL_TYPE_HEADER,
+    deliveries_topic,
+    header,
+)
 
 __all__ = ["DeliveredRecord", "decode_delivery", "read_deliveries", "to_json_value"]
-
-#: Header names the enforcer stamps on every delivery.
-DELIVERY_ID_HEADER = "signalhub.delivery_id"
-SIGNAL_TYPE_HEADER = "signalhub.signal_type"
-POLICY_VERSION_HEADER = "signalhub.policy_version"
 
 
 def to_json_value(value: Any) -> JSON:

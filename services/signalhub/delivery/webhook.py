@@ -30,15 +30,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from kafka import KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from signalhub.broker.reader import deliveries_topic, header, open_consumer
+from signalhub.broker.clients import KafkaConnection, new_producer
+from signalhub.broker.reader import open_consumer
 from signalhub.delivery.catalog import ViewSchemaCatalog
-from signalhub.delivery.reader import DELIVERY_ID_HEADER, decode_delivery
+from signalhub.delivery.reader import decode_delivery
 from signalhub.delivery.secrets import SubscriberSecrets
 from signalhub.errors import BrokerError, DeliveryError, RecordError, SchemaError
 from signalhub.subscriptions import Subscription
+from signalhub.wire import (
+    DELIVERY_ID_HEADER,
+    FAILED_AT_HEADER,
+    FAILURE_ATTEMPTS_HEADER,
+    FAILURE_DETAIL_HEADER,
+    FAILURE_REASON_HEADER,
+    deliveries_topic,
+    failed_topic,
+    header,
+)
 
 __all__ = [
     "DELIVERY_ID_HTTP_HEADER",
@@ -47,7 +58,6 @@ __all__ = [
     "Outcome",
     "RetryPolicy",
     "WebhookPusher",
-    "failed_topic",
     "sign",
     "verify_signature",
     "webhook_pushers",
@@ -58,17 +68,7 @@ logger = logging.getLogger(__name__)
 DELIVERY_ID_HTTP_HEADER = "X-Signalhub-Delivery-Id"
 TIMESTAMP_HTTP_HEADER = "X-Signalhub-Timestamp"
 SIGNATURE_HTTP_HEADER = "X-Signalhub-Signature"
-#: Headers added to a record in the failed topic.
-FAILURE_REASON_HEADER = "signalhub.failure_reason"
-FAILURE_DETAIL_HEADER = "signalhub.failure_detail"
-FAILURE_ATTEMPTS_HEADER = "signalhub.failure_attempts"
-FAILED_AT_HEADER = "signalhub.failed_at"
 _RETRIABLE_STATUS = frozenset({408, 429})
-
-
-def failed_topic(subscriber: str) -> str:
-    """Where deliveries that could not be pushed are kept: ``deliveries.<subscriber>.failed``."""
-    return f"{deliveries_topic(subscriber)}.failed"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -180,8 +180,8 @@ class WebhookPusher:
         )
         self._consumer.subscribe([self.topic])
         try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap_servers, acks="all", client_id="signalhub-webhook"
+            self._producer = new_producer(
+                KafkaConnection(bootstrap_servers), acks="all", client_id="signalhub-webhook"
             )
         except Exception as exc:
             self._consumer.close()

@@ -1,11 +1,13 @@
 """The enforcer's pure core: one raw signal record in, the records to produce out.
 
-Decode and validate, take one policy decision for all active subscriptions of the signal's type,
-and per permitted subscription project, pseudonymise and encode a delivery; one audit record per
-decision, all of a signal's records in one audit-topic entry after its deliveries. A record that
-cannot be processed becomes a dead letter (with its reason and original bytes); a signal whose
-policy cannot be evaluated is parked, not dropped, and nothing about it is delivered (fail
-closed). No faust here: the stream wiring lives in :mod:`signalhub.enforcer.worker`.
+Decode and validate (:mod:`signalhub.enforcer.intake`), take one policy decision for all active
+subscriptions of the signal's type, and per permitted subscription project, pseudonymise and
+encode a delivery; one audit record per decision, all of a signal's records in one audit-topic
+entry after its deliveries. A record that cannot be processed becomes a dead letter (with its
+reason and original bytes); a signal whose policy cannot be evaluated is parked, not dropped, and
+nothing about it is delivered (fail closed). No faust here: the stream wiring lives in
+:mod:`signalhub.enforcer.worker`. What each record came to is told to an
+:class:`~signalhub.enforcer.observer.EnforcementObserver` (the metrics).
 
 Error policy, in one place (:meth:`Enforcement.process`):
     DecodeError / ValidationError / oversized / wrong topic  -> dead letter, go on
@@ -24,23 +26,19 @@ the offset is committed, so the record is processed again after the restart.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from signalhub.audit import record as audit_record
+from signalhub.enforcer.intake import accept
 from signalhub.enforcer.leak_guard import Leak, SignalIdentifiers, scan_delivery
+from signalhub.enforcer.observer import NO_OBSERVER, EnforcementObserver, RecordOutcome, Stats
 from signalhub.enforcer.outputs import (
-    BLOCKED_TOPIC,
-    DLQ_TOPIC,
-    PARKED_TOPIC,
-    VIEW_SCHEMA_TOPIC,
     Output,
     SourceRecord,
     blocked_report,
-    canonical_json,
     dead_letter,
     delivery,
     parked,
@@ -51,19 +49,17 @@ from signalhub.enforcer.projection import (
     plan_projection,
     project_payload,
 )
-from signalhub.errors import PolicyError, RecordError, UnknownSchemaError
-from signalhub.policy.engine import Decision, PolicyEngine, build_input
+from signalhub.errors import PolicyError, RecordError
+from signalhub.policy.decision import Decision, build_input
+from signalhub.policy.engine import PolicyEngine
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
-from signalhub.schema.codec import decode, encode
+from signalhub.schema.codec import encode
 from signalhub.schema.registry import SchemaRegistry, SignalSchema, policy_attributes
 from signalhub.subscriptions import Subscription
 from signalhub.types import AvroSchema, Record
+from signalhub.wire import AUDIT_TOPIC, VIEW_SCHEMAS_TOPIC, canonical_json, delivery_id
 
 __all__ = [
-    "BLOCKED_TOPIC",
-    "DLQ_TOPIC",
-    "PARKED_TOPIC",
-    "VIEW_SCHEMA_TOPIC",
     "Enforcement",
     "Output",
     "SourceRecord",
@@ -72,45 +68,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Stats:
-    """Counters of what the core did, for the unit-of-work log line and metrics."""
-
-    signals: Counter[str] = field(default_factory=Counter)
-    deliveries: Counter[str] = field(default_factory=Counter)
-    decisions: Counter[str] = field(default_factory=Counter)
-    dead_letters: Counter[str] = field(default_factory=Counter)
-    blocked: Counter[str] = field(default_factory=Counter)
-    parked: int = 0
-    #: When a list, every count is also appended to it as (counter, label, n), so the metrics
-    #: exporter can take what one record did instead of diffing copies of every counter.
-    journal: list[tuple[str, str, int]] | None = None
-    #: With the journal: (source agency, registered_at) of the signal counted last, so that the
-    #: exporter labels and times it without decoding the record a second time.
-    last_signal: tuple[str, datetime] | None = None
-
-    def count_signal(self, signal_type: str, envelope: Record) -> None:
-        """Count one decoded signal (and remember its source and registration, when journaling)."""
-        self.count("signals", signal_type)
-        if self.journal is not None:
-            self.last_signal = (str(envelope["source_agency"]), envelope["registered_at"])
-
-    def count(self, counter: str, label: str, n: int = 1) -> None:
-        """Add ``n`` to ``label`` of the named counter (and to the journal, when kept)."""
-        if counter == "parked":
-            self.parked += n
-        else:
-            getattr(self, counter)[label] += n
-        if self.journal is not None:
-            self.journal.append((counter, label, n))
-
-
 class Enforcement:
     """Decide and project signals for their subscribers; no I/O, the caller produces the outputs.
 
     ``pseudonym_sink`` is told of every pseudonym issued (the re-identification vault; its
     ``record`` does the I/O, so a sink that buffers must be flushed by the caller).
     ``leak_guard`` scans every delivery before it is encoded (:mod:`signalhub.enforcer.leak_guard`).
+    ``observer`` is told, once per record, what it came to (:mod:`signalhub.enforcer.observer`).
     """
 
     def __init__(
@@ -125,6 +89,7 @@ class Enforcement:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         pseudonym_sink: PseudonymSink | None = None,
         leak_guard: bool = True,
+        observer: EnforcementObserver = NO_OBSERVER,
     ) -> None:
         self._registry = registry
         self._subscriptions = subscriptions
@@ -135,6 +100,7 @@ class Enforcement:
         self._clock = clock
         self._sink = pseudonym_sink
         self._leak_guard = leak_guard
+        self._observer = observer
         self._published_views: set[bytes] = set()
         self.stats = Stats()
 
@@ -150,8 +116,10 @@ class Enforcement:
 
     def process(self, record: SourceRecord) -> list[Output]:
         """Everything to produce for one source record, in order (view schemas first)."""
+        started = time.perf_counter()
+        outcome = RecordOutcome()
         try:
-            return self._process(record)
+            outputs = self._process(record, outcome)
         except Exception as exc:  # the error policy: a bug in one record must not stop the rest
             where = _where_it_failed(exc)
             logger.error(
@@ -160,25 +128,35 @@ class Enforcement:
                 type(exc).__name__,
                 where,
             )
-            self.stats.count("dead_letters", "internal_error")
+            # Nothing but the dead letter is produced, so nothing else it did may be counted.
+            outcome = RecordOutcome(
+                outcome.signal_type,
+                outcome.source_agency,
+                outcome.registered_at,
+                dead_letter="internal_error",
+            )
             detail = f"{type(exc).__name__} at {where} — fix the enforcer, then replay this record"
-            return [dead_letter(record, "internal_error", detail, self._clock())]
+            outputs = [dead_letter(record, "internal_error", detail, self._clock())]
+        self.stats.add(outcome)
+        self._observer.processed(record, outcome, time.perf_counter() - started)
+        return outputs
 
-    def _process(self, record: SourceRecord) -> list[Output]:
+    def _process(self, record: SourceRecord, outcome: RecordOutcome) -> list[Output]:
         try:
-            schema, signal = self._decode(record)
+            schema, signal = accept(self._registry, record, self._max_record_bytes)
         except RecordError as exc:
-            self.stats.count("dead_letters", exc.code)
+            outcome.dead_letter = exc.code
             return [dead_letter(record, exc.code, str(exc), self._clock())]
-        signal_type = schema.signal_type
-        self.stats.count_signal(signal_type, signal["envelope"])
+        envelope: Record = signal["envelope"]
+        payload: Record = signal["payload"]
+        signal_type = outcome.signal_type = schema.signal_type
+        outcome.source_agency = str(envelope["source_agency"])
+        outcome.registered_at = envelope["registered_at"]
         subscriptions = self._subscriptions.get(signal_type, ())
         context = self._context(record, schema, signal)
         if not subscriptions:
-            return [self._no_subscription(context)]
+            return [self._no_subscription(context, outcome)]
         now = self._clock()
-        envelope: Record = signal["envelope"]
-        payload: Record = signal["payload"]
         policy_input = build_input(
             signal_type,
             envelope["source_agency"],
@@ -194,7 +172,7 @@ class Enforcement:
                     f"the policy gave no decision for subscription(s) {', '.join(missing)}"
                 )
         except PolicyError as exc:
-            return self._park(record, context, subscriptions, exc, now)
+            return self._park(record, context, subscriptions, exc, now, outcome)
         # Once per signal, shared by every delivery's scan.
         identifiers = SignalIdentifiers.of(schema, payload) if self._leak_guard else None
         outputs: list[Output] = []
@@ -208,6 +186,7 @@ class Enforcement:
                 decisions[subscription.id],
                 context,
                 now,
+                outcome,
                 identifiers,
             )
             outputs.extend(produced)
@@ -216,34 +195,6 @@ class Enforcement:
         return outputs
 
     # -- steps -------------------------------------------------------------------------------
-
-    def _decode(self, record: SourceRecord) -> tuple[SignalSchema, Record]:
-        if record.value is None:
-            raise _RejectedError("empty", "the record has no value (tombstone)")
-        if len(record.value) > self._max_record_bytes:
-            raise _RejectedError(
-                "oversized",
-                f"{len(record.value)} bytes exceeds the limit of {self._max_record_bytes}",
-            )
-        try:
-            writer, signal = decode(self._registry, record.value)
-        except UnknownSchemaError as exc:
-            raise _RejectedError("unknown_schema", str(exc)) from exc
-        signal_type = str(signal.get("envelope", {}).get("signal_type", ""))
-        try:
-            schema = self._registry.signal(signal_type)
-        except UnknownSchemaError as exc:
-            raise _RejectedError("unknown_signal_type", str(exc)) from exc
-        if writer.get("name") != schema.avro.get("name"):
-            raise _RejectedError(
-                "invalid", f"written with schema {writer.get('name')}, not a {signal_type} schema"
-            )
-        if record.topic != schema.topic:
-            raise _RejectedError(
-                "wrong_topic",
-                f"a {signal_type} signal on {record.topic}; it belongs on {schema.topic}",
-            )
-        return schema, signal
 
     def _context(
         self, record: SourceRecord, schema: SignalSchema, signal: Record
@@ -275,6 +226,7 @@ class Enforcement:
         decision: Decision,
         context: audit_record.DecisionContext,
         now: datetime,
+        outcome: RecordOutcome,
         identifiers: SignalIdentifiers | None = None,
     ) -> tuple[list[Output], Record]:
         """(the records to produce, the audit record of the decision) for one subscription."""
@@ -308,11 +260,12 @@ class Enforcement:
                 delivery=delivery,
             )
 
+        outcome.policy_version = decision.policy_version
         if not decision.allow:
-            self.stats.count("decisions", "deny")
+            outcome.denied += 1
             return [], audited("deny", subscription.legal_basis)
         projection = plan_projection(schema, decision)
-        the_delivery_id = audit_record.delivery_id(context.signal_id, subscription.subscriber)
+        the_delivery_id = delivery_id(context.signal_id, subscription.subscriber)
         view_payload = project_payload(
             schema,
             projection,
@@ -326,8 +279,8 @@ class Enforcement:
             leaks = scan_delivery(view_payload, projection, identifiers)
             if leaks:
                 reasons = _blocked_reasons(leaks)
-                self.stats.count("decisions", "error")
-                self.stats.count("blocked", subscription.subscriber)
+                outcome.errors += 1
+                outcome.blocked.append(subscription.subscriber)
                 logger.warning(
                     "%s: delivery %s to %s not sent — %s",
                     context.source_topic,
@@ -369,8 +322,8 @@ class Enforcement:
                 value,
             )
         )
-        self.stats.count("decisions", "allow")
-        self.stats.count("deliveries", subscription.subscriber)
+        outcome.allowed += 1
+        outcome.delivered.append(subscription.subscriber)
         return outputs, audited("allow", decision.legal_basis, projection, the_delivery_id)
 
     def _park(
@@ -380,10 +333,11 @@ class Enforcement:
         subscriptions: Sequence[Subscription],
         exc: PolicyError,
         now: datetime,
+        outcome: RecordOutcome,
     ) -> list[Output]:
         """Fail closed: deliver nothing, audit every subscription as an error, park the signal."""
         logger.warning("%s: policy evaluation failed, signal parked: %s", record.where(), exc)
-        version = getattr(self._policy, "version", "unknown")
+        version = outcome.policy_version = self._policy.version
         decided = [
             audit_record.audit_record(
                 context,
@@ -391,27 +345,30 @@ class Enforcement:
                 subscriber=subscription.subscriber,
                 purpose=subscription.purpose,
                 legal_basis=subscription.legal_basis,
-                policy_version=str(version),
+                policy_version=version,
                 outcome="error",
                 reasons=(f"policy evaluation failed: {exc}",),
                 decided_at=now,
             )
             for subscription in subscriptions
         ]
-        self.stats.count("decisions", "error", len(subscriptions))
-        self.stats.count("parked", "")
+        outcome.errors += len(subscriptions)
+        outcome.parked = True
         return [self._audit_output(context.signal_id, decided), parked(record, str(exc), now)]
 
-    def _no_subscription(self, context: audit_record.DecisionContext) -> Output:
+    def _no_subscription(
+        self, context: audit_record.DecisionContext, outcome: RecordOutcome
+    ) -> Output:
         """A signal nobody subscribed to is still accounted for, as a denial."""
-        self.stats.count("decisions", "deny")
+        outcome.denied += 1
+        outcome.policy_version = self._policy.version
         record = audit_record.audit_record(
             context,
             subscription_id=audit_record.NO_SUBSCRIPTION,
             subscriber=audit_record.NO_SUBSCRIPTION,
             purpose=audit_record.NO_SUBSCRIPTION,
             legal_basis=audit_record.NO_SUBSCRIPTION,
-            policy_version=str(getattr(self._policy, "version", "unknown")),
+            policy_version=outcome.policy_version,
             outcome="deny",
             reasons=("no active subscription for this signal type",),
             decided_at=self._clock(),
@@ -425,21 +382,13 @@ class Enforcement:
             return []
         self._published_views.add(fingerprint)
         text = canonical_json(view_schema)
-        return [Output(VIEW_SCHEMA_TOPIC, fingerprint.hex().encode(), text.encode())]
+        return [Output(VIEW_SCHEMAS_TOPIC, fingerprint.hex().encode(), text.encode())]
 
     def _audit_output(self, signal_id: str, decided: Sequence[Record]) -> Output:
         """One audit-topic record holding every decision taken about the signal."""
         entry = audit_record.audit_entry(signal_id, decided)
         value = encode(self._registry, self._audit_schema, entry, trusted=True)
-        return Output(audit_record.AUDIT_TOPIC, signal_id.encode(), value)
-
-
-class _RejectedError(RecordError):
-    """A record the enforcer cannot process, with the reason code for the dead-letter topic."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        return Output(AUDIT_TOPIC, signal_id.encode(), value)
 
 
 def _blocked_reasons(leaks: Sequence[Leak]) -> tuple[str, ...]:

@@ -1,20 +1,24 @@
 """Prometheus metrics of the enforcer, served from its own process, and how the console reads them.
 
 The enforcer runs in a process of its own (:class:`signalhub.apps.stack.EnforcerProcess`), so its
-counters live there. :func:`serve_enforcer_metrics` instruments one
-:class:`~signalhub.enforcer.core.Enforcement` and serves its metrics on a loopback port, written to
-``<state_dir>/enforcer-metrics.port`` so the console (another process) can find and merge them.
+counters live there. :class:`EnforcerMetrics` is the core's
+:class:`~signalhub.enforcer.observer.EnforcementObserver` (given to the
+:class:`~signalhub.enforcer.core.Enforcement` when it is built) and serves its metrics on a
+loopback port, written to ``<state_dir>/enforcer-metrics.port`` so the console (another process)
+can find and merge them.
 
 What is counted where:
 
-* from the core's counting journal (``Enforcement.stats.journal``, taken after each record):
-  signals per type and source agency, deliveries per subscriber, dead letters per reason,
-  decisions per outcome (labelled with the policy version in force), blocked deliveries, parked
-  signals; the signal's source agency and registration time come from the envelope the core
-  decoded (``stats.last_signal``) — never from the payload;
+* from the core's :class:`~signalhub.enforcer.observer.RecordOutcome` of each record: signals per
+  type and source agency, deliveries per subscriber, dead letters per reason, decisions per
+  outcome (labelled with the policy version that made them), blocked deliveries, parked signals;
+  the source agency and registration time come from the envelope the core decoded — never from
+  the payload;
 * timing: the core's time per signal (decode, decide, project, encode) and the end-to-end
   latency from the connector's ``registered_at`` to the moment the enforcer hands the delivery
   to its producer;
+* the policy in force, read at scrape time: its version, whether it can decide or fails closed,
+  and its memo's hits and misses;
 * position: per ``topic[partition]`` the next offset to process. Consumer lag is computed in the
   console from what a reader actually sees on the topic minus this position
   (:mod:`signalhub.console.sampler`): the embedded broker's end offsets are unreliable.
@@ -28,11 +32,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from prometheus_client import (
@@ -51,17 +54,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from signalhub.config import Settings
-from signalhub.enforcer.core import Enforcement, Output, SourceRecord
+from signalhub.enforcer.observer import RecordOutcome
+from signalhub.enforcer.outputs import SourceRecord
 
 __all__ = [
     "ENFORCER_PORT_FILE",
     "EnforcerMetrics",
     "MetricsExporter",
     "MetricsSnapshot",
+    "PolicyInForce",
     "enforcer_metrics_url",
     "parse_metrics",
     "scrape_enforcer",
-    "serve_enforcer_metrics",
 ]
 
 logger = logging.getLogger(__name__)
@@ -70,25 +74,42 @@ logger = logging.getLogger(__name__)
 ENFORCER_PORT_FILE = "enforcer-metrics.port"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-_SIGNAL_PREFIX = "signals."
-_DELIVERY_PREFIX = "deliveries."
+
+
+class MemoCounters(Protocol):
+    """A policy memo's counters (they start again with each memo)."""
+
+    @property
+    def hits(self) -> int: ...
+
+    @property
+    def misses(self) -> int: ...
+
+
+class PolicyInForce(Protocol):
+    """What the metrics read of the policy the enforcer decides with, at scrape time."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def fails_closed(self) -> bool:
+        """True while the version in force cannot decide, so every signal is parked."""
+
+    @property
+    def active(self) -> MemoCounters:
+        """The memo deciding now; a switch puts a fresh one in force."""
 
 
 class EnforcerMetrics:
-    """The enforcer's metrics, fed by wrapping one :class:`Enforcement`'s ``process``."""
+    """The enforcer's metrics: the core's observer, and the policy in force read at scrape time."""
 
-    def __init__(
-        self,
-        enforcement: Enforcement,
-        *,
-        clock: Callable[[], float] = time.time,
-        timer: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self._enforcement = enforcement
+    def __init__(self, policy: PolicyInForce, *, clock: Callable[[], float] = time.time) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series only add noise to every scrape
         self._clock = clock
-        self._timer = timer
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._lock = threading.Lock()
+        self._exporter: MetricsExporter | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.signals = PromCounter(
@@ -161,64 +182,37 @@ class EnforcerMetrics:
             registry=r,
         )
         started.set(clock())
-        r.register(_PolicyCollector(enforcement))
+        r.register(_PolicyCollector(policy))
 
-    def wrap(self, process: Callable[[SourceRecord], list[Output]]) -> Callable[..., list[Output]]:
-        """``process`` with every call observed, through the core's counting journal."""
-        stats = self._enforcement.stats
-        if stats.journal is None:
-            stats.journal = []
-
-        def observed(record: SourceRecord) -> list[Output]:
-            stats.last_signal = None
-            started = self._timer()
-            outputs = process(record)
-            elapsed = self._timer() - started
-            counted, stats.journal = stats.journal or [], []
-            self.observe(record, elapsed, counted, stats.last_signal)
-            return outputs
-
-        return observed
-
-    def observe(
-        self,
-        record: SourceRecord,
-        elapsed: float,
-        counted: Sequence[tuple[str, str, int]],
-        signal: tuple[str, datetime] | None,
-    ) -> None:
-        """Count what one ``process`` call did (its journal entries) and how long it took.
-
-        ``signal`` is the (source agency, registered_at) of the signal it decoded, if any.
-        """
+    def processed(self, record: SourceRecord, outcome: RecordOutcome, seconds: float) -> None:
+        """Count what the core did with one record, and how long it took (the observer call)."""
         now = self._clock()
-        version = str(getattr(getattr(self._enforcement, "_policy", None), "version", "unknown"))
         child = self._child
-        delivered = 0
         with self._lock:
             child(self.position, record.topic, str(record.partition)).set(record.offset + 1)
             self.last_processed.set(now)
-            for counter, label, count in counted:
-                if counter == "signals":
-                    source = signal[0] if signal is not None else "unknown"
-                    child(self.signals, label, source).inc(count)
-                    self.enforcement_seconds.observe(elapsed)
-                elif counter == "decisions":
-                    child(self.decisions, label, version).inc(count)
-                elif counter == "dead_letters":
-                    child(self.dead_letters, label).inc(count)
-                elif counter == "blocked":
-                    child(self.blocked, label).inc(count)
-                elif counter == "parked":
-                    self.parked.inc(count)
-                elif counter == "deliveries":
-                    child(self.deliveries, label).inc(count)
-                    child(self.last_delivery, label).set(now)
-                    delivered += count
-            if delivered and signal is not None:
-                latency = max(0.0, now - signal[1].timestamp())
-                for _ in range(delivered):
-                    self.end_to_end.observe(latency)
+            if outcome.signal_type is not None:
+                child(self.signals, outcome.signal_type, outcome.source_agency).inc()
+                self.enforcement_seconds.observe(seconds)
+            if outcome.dead_letter is not None:
+                child(self.dead_letters, outcome.dead_letter).inc()
+            for name, count in (
+                ("allow", outcome.allowed),
+                ("deny", outcome.denied),
+                ("error", outcome.errors),
+            ):
+                if count:
+                    child(self.decisions, name, outcome.policy_version).inc(count)
+            for subscriber in outcome.blocked:
+                child(self.blocked, subscriber).inc()
+            if outcome.parked:
+                self.parked.inc()
+            registered = outcome.registered_at
+            for subscriber in outcome.delivered:
+                child(self.deliveries, subscriber).inc()
+                child(self.last_delivery, subscriber).set(now)
+                if registered is not None:
+                    self.end_to_end.observe(max(0.0, now - registered.timestamp()))
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, kept: the label sets are few and looked up per signal."""
@@ -231,6 +225,22 @@ class EnforcerMetrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
+    def serve(self, state_dir: Path, port: int = 0) -> MetricsExporter:
+        """Serve these metrics on 127.0.0.1 (``port`` 0 = a free one); serving twice is one server.
+
+        The port is written to ``<state_dir>/enforcer-metrics.port`` for the console to find.
+        """
+        if self._exporter is not None:
+            return self._exporter
+        server, thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        actual = int(server.server_port)
+        port_file = state_dir / ENFORCER_PORT_FILE
+        port_file.parent.mkdir(parents=True, exist_ok=True)
+        port_file.write_text(f"{actual}\n", "utf-8")
+        self._exporter = MetricsExporter(actual, port_file, self, server, thread)
+        logger.info("enforcer metrics on http://127.0.0.1:%d/metrics", actual)
+        return self._exporter
+
 
 class _PolicyCollector(Collector):
     """The policy in force and its memo's hits and misses, read at scrape time.
@@ -239,26 +249,26 @@ class _PolicyCollector(Collector):
     add up the counters of every memo this collector has seen, to stay monotonic.
     """
 
-    def __init__(self, enforcement: Enforcement) -> None:
-        self._enforcement = enforcement
-        self._retired = {"hits": 0, "misses": 0}
-        self._current: Any = None
+    def __init__(self, policy: PolicyInForce) -> None:
+        self._policy = policy
+        self._retired_hits = 0
+        self._retired_misses = 0
+        self._current: MemoCounters | None = None
         self._lock = threading.Lock()
 
     def collect(self) -> Iterable[Metric]:
-        policy = getattr(self._enforcement, "_policy", None)
-        memo = getattr(policy, "active", policy)
+        policy = self._policy
+        memo = policy.active
         with self._lock:
             if memo is not self._current:
                 if self._current is not None:
-                    self._retired["hits"] += int(getattr(self._current, "hits", 0))
-                    self._retired["misses"] += int(getattr(self._current, "misses", 0))
+                    self._retired_hits += self._current.hits
+                    self._retired_misses += self._current.misses
                 self._current = memo
-            hits = self._retired["hits"] + int(getattr(memo, "hits", 0))
-            misses = self._retired["misses"] + int(getattr(memo, "misses", 0))
-        version = str(getattr(policy, "version", "unknown"))
-        inner = getattr(memo, "_inner", memo)
-        loaded = type(inner).__name__ != "BrokenPolicy" and policy is not None
+            hits = self._retired_hits + memo.hits
+            misses = self._retired_misses + memo.misses
+        version = policy.version
+        loaded = not policy.fails_closed
         info = GaugeMetricFamily(
             "signalhub_policy_loaded",
             "1 when the policy version in force loaded and can decide, 0 when it fails closed.",
@@ -294,37 +304,6 @@ class MetricsExporter:
         self._server.server_close()
         self._thread.join(timeout=5)
         self.port_file.unlink(missing_ok=True)
-
-
-def serve_enforcer_metrics(
-    settings: Settings, enforcement: Enforcement, *, port: int | None = None
-) -> MetricsExporter:
-    """Instrument ``enforcement`` and serve its metrics on 127.0.0.1 (``port`` 0 = a free one).
-
-    The port comes from ``SIGNALHUB_ENFORCER_METRICS_PORT`` (default 0) and is written to
-    ``<state_dir>/enforcer-metrics.port``. Calling it twice for one enforcement returns the
-    exporter already running.
-    """
-    running = getattr(enforcement, "_signalhub_metrics_exporter", None)
-    if isinstance(running, MetricsExporter):
-        return running
-    from signalhub.console.settings import ConsoleSettings
-
-    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series only add noise to every scrape
-    wanted = ConsoleSettings().enforcer_metrics_port if port is None else port
-    metrics = EnforcerMetrics(enforcement)
-    # The wrapper replaces ``process`` on this instance only: the enforcer's edge calls
-    # ``enforcement.process`` and needs no change beyond starting this exporter.
-    setattr(enforcement, "process", metrics.wrap(enforcement.process))  # noqa: B010
-    server, thread = start_http_server(wanted, addr="127.0.0.1", registry=metrics.registry)
-    actual = int(server.server_port)
-    port_file = settings.state_dir / ENFORCER_PORT_FILE
-    port_file.parent.mkdir(parents=True, exist_ok=True)
-    port_file.write_text(f"{actual}\n", "utf-8")
-    exporter = MetricsExporter(actual, port_file, metrics, server, thread)
-    setattr(enforcement, "_signalhub_metrics_exporter", exporter)  # noqa: B010
-    logger.info("enforcer metrics on http://127.0.0.1:%d/metrics", actual)
-    return exporter
 
 
 def enforcer_metrics_url(settings: Settings) -> str | None:

@@ -2,39 +2,40 @@
 view schemas and leak-guard reports, with the headers that say why and where.
 
 Failure records keep the original bytes unchanged, so a record can be replayed after a fix; the
-reason travels in headers (``signalhub.reason``, ``signalhub.detail``, ``signalhub.source.*``,
-``signalhub.failed_at``), never as a rewritten value.
+reason travels in headers (:mod:`signalhub.wire` names them), never as a rewritten value.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from signalhub.types import JSON
+from signalhub.wire import (
+    BLOCKED_TOPIC,
+    DELIVERY_ID_HEADER,
+    DETAIL_HEADER,
+    DLQ_TOPIC,
+    FAILED_AT_HEADER,
+    PARKED_TOPIC,
+    POLICY_VERSION_HEADER,
+    REASON_HEADER,
+    SIGNAL_TYPE_HEADER,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER,
+    canonical_json,
+)
 
 __all__ = [
-    "BLOCKED_TOPIC",
-    "DLQ_TOPIC",
-    "PARKED_TOPIC",
-    "VIEW_SCHEMA_TOPIC",
     "Headers",
     "Output",
     "SourceRecord",
     "blocked_report",
-    "canonical_json",
     "dead_letter",
     "delivery",
     "parked",
 ]
-
-DLQ_TOPIC = "signals.dlq"
-PARKED_TOPIC = "signals.parked"
-VIEW_SCHEMA_TOPIC = "schemas.views"
-#: Deliveries the leak guard stopped: a JSON report {delivery_id, signal_id, subscriber, reasons,
-#: ...}, never the delivery itself.
-BLOCKED_TOPIC = "deliveries.blocked"
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -68,9 +69,9 @@ def delivery(
 ) -> Output:
     """A delivery, keyed by its delivery id, with the headers channels route and de-duplicate by."""
     headers: Headers = (
-        ("signalhub.delivery_id", delivery_id.encode()),
-        ("signalhub.signal_type", signal_type.encode()),
-        ("signalhub.policy_version", policy_version.encode()),
+        (DELIVERY_ID_HEADER, delivery_id.encode()),
+        (SIGNAL_TYPE_HEADER, signal_type.encode()),
+        (POLICY_VERSION_HEADER, policy_version.encode()),
     )
     return Output(topic, delivery_id.encode(), value, headers)
 
@@ -91,28 +92,23 @@ def parked(record: SourceRecord, detail: str, now: datetime) -> Output:
 def blocked_report(report: dict[str, JSON], reason: str, now: datetime) -> Output:
     """What a blocked delivery leaves behind: why and where, never the delivery's content."""
     headers: Headers = (
-        ("signalhub.reason", b"leak_guard"),
-        ("signalhub.detail", reason.encode()),
-        ("signalhub.delivery_id", str(report["delivery_id"]).encode()),
-        ("signalhub.signal_type", str(report["signal_type"]).encode()),
-        ("signalhub.policy_version", str(report["policy_version"]).encode()),
-        ("signalhub.failed_at", now.isoformat().encode()),
+        (REASON_HEADER, b"leak_guard"),
+        (DETAIL_HEADER, reason.encode()),
+        (DELIVERY_ID_HEADER, str(report["delivery_id"]).encode()),
+        (SIGNAL_TYPE_HEADER, str(report["signal_type"]).encode()),
+        (POLICY_VERSION_HEADER, str(report["policy_version"]).encode()),
+        (FAILED_AT_HEADER, now.isoformat().encode()),
     )
     key = str(report["delivery_id"]).encode()
     return Output(BLOCKED_TOPIC, key, canonical_json(report).encode(), headers)
 
 
-def canonical_json(document: JSON) -> str:
-    """Compact JSON with sorted keys: the same document always gives the same bytes."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"))
-
-
 def _failure_headers(record: SourceRecord, code: str, detail: str, now: datetime) -> Headers:
     return (
-        ("signalhub.reason", code.encode()),
-        ("signalhub.detail", detail.encode()),
-        ("signalhub.source.topic", record.topic.encode()),
-        ("signalhub.source.partition", str(record.partition).encode()),
-        ("signalhub.source.offset", str(record.offset).encode()),
-        ("signalhub.failed_at", now.isoformat().encode()),
+        (REASON_HEADER, code.encode()),
+        (DETAIL_HEADER, detail.encode()),
+        (SOURCE_TOPIC_HEADER, record.topic.encode()),
+        (SOURCE_PARTITION_HEADER, str(record.partition).encode()),
+        (SOURCE_OFFSET_HEADER, str(record.offset).encode()),
+        (FAILED_AT_HEADER, now.isoformat().encode()),
     )

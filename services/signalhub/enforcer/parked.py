@@ -21,19 +21,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
-
-from signalhub.broker.reader import assign_topic, drain, header, open_consumer
-from signalhub.enforcer.core import PARKED_TOPIC
+from signalhub.broker.clients import KafkaConnection, new_producer
+from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.errors import BrokerError, PolicyError, SignalhubError
-from signalhub.policy.engine import PolicyEngine, build_input
+from signalhub.policy.decision import build_input
+from signalhub.policy.engine import PolicyEngine
 from signalhub.schema.codec import decode
 from signalhub.schema.registry import SchemaRegistry, policy_attributes
 from signalhub.subscriptions import Subscription
+from signalhub.wire import FAILED_AT_HEADER, PARKED_TOPIC, SOURCE_TOPIC_HEADER, header
 
 __all__ = ["RetryReport", "RetryState", "retry_parked"]
-
-SOURCE_TOPIC_HEADER = "signalhub.source.topic"
 
 
 @dataclass
@@ -77,7 +75,7 @@ class RetryState:
 
 def _identity(record: Any) -> str:
     """Partition, offset, key and failure time: unique even when a broker reuses offsets."""
-    failed_at = header(record, "signalhub.failed_at") or ""
+    failed_at = header(record, FAILED_AT_HEADER) or ""
     raw = f"{record.partition}\0{record.offset}\0{(record.key or b'').hex()}\0{failed_at}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -96,8 +94,8 @@ def retry_parked(
     report = RetryReport()
     consumer = open_consumer(bootstrap_servers, client_id="signalhub-retry-parked")
     try:
-        producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", client_id="signalhub-retry-parked"
+        producer = new_producer(
+            KafkaConnection(bootstrap_servers), acks="all", client_id="signalhub-retry-parked"
         )
     except Exception as exc:
         consumer.close()

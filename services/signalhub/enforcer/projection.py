@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 
 from signalhub.enforcer.generalise import applicable, generalise_value, scrub_free_text
-from signalhub.policy.engine import Decision
+from signalhub.policy.decision import Decision
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema.registry import SignalSchema
 from signalhub.types import Record

@@ -8,9 +8,6 @@ policy modules and prints; a :class:`~signalhub.errors.SignalhubError` becomes
 from __future__ import annotations
 
 import getpass
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -18,18 +15,10 @@ from typing import Any, TypeVar
 
 import click
 
-from signalhub.config import Settings, load_settings
+from signalhub.cli import current_settings
+from signalhub.config import Settings
 
 __all__ = ["policy_group"]
-
-#: Set for the pytest run that `policy test` starts, so the tests it runs never start another.
-_NESTED_ENV = "SIGNALHUB_POLICY_TEST_NESTED"
-_PYTHON_TESTS = ("tests/test_rego.py", "tests/test_policy*.py")
-
-
-def _settings() -> Settings:
-    obj = click.get_current_context().find_root().obj
-    return obj if isinstance(obj, Settings) else load_settings()
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -70,7 +59,7 @@ def check_command(policies_dir: Path | None) -> None:
     """Parse and type-check the Rego and data files; errors with file:line."""
     from signalhub.policy.engine import check_policies
 
-    root = policies_dir or _settings().policies_dir
+    root = policies_dir or current_settings().policies_dir
     problems = check_policies(root)
     for problem in problems:
         click.echo(problem, err=True)
@@ -81,44 +70,36 @@ def check_command(policies_dir: Path | None) -> None:
 
 @policy_group.command("test")
 @_dir_option()
-@click.option("--rego-only", is_flag=True, help="Skip the Python policy tests.")
+@click.option(
+    "--rego-only", is_flag=True, hidden=True, help="Accepted for old scripts; changes nothing."
+)
 @click.option("-v", "--verbose", is_flag=True, help="List every test, not only failures.")
 def test_command(policies_dir: Path | None, rego_only: bool, verbose: bool) -> None:
-    """Run the Rego tests (with rule coverage) and the Python policy tests; non-zero on failure."""
-    from signalhub.policy.engine import RegoCoverage, run_rego_tests
+    """Run the Rego tests of the policy (with rule coverage) and check every agreement has
+    allow and deny tests; non-zero on failure. Tests the policy directory only."""
+    from signalhub.policy.rego_tests import RegoCoverage, run_rego_tests, untested_agreements
 
-    settings = _settings()
-    root = policies_dir or settings.policies_dir
+    root = policies_dir or current_settings().policies_dir
     coverage = RegoCoverage()
     results = run_rego_tests(root, coverage)
-    failed = [r for r in results if not r[1]]
-    for name, passed, message in results:
-        if verbose or not passed:
-            status = "PASS" if passed else "FAIL"
-            click.echo(f"data.{name}: {status}" + (f" ({message})" if message else ""))
+    failed = [r for r in results if not r.passed]
+    for result in results:
+        if verbose or not result.passed:
+            status = "PASS" if result.passed else "FAIL"
+            note = f" ({result.message})" if result.message else ""
+            click.echo(f"data.{result.name}: {status}{note}")
+    untested = untested_agreements(root, results)
+    for problem in untested:
+        click.echo(f"MISSING: {problem}")
     click.echo("-" * 80)
     click.echo(f"{'FAIL' if failed else 'PASS'}: {len(results) - len(failed)}/{len(results)}")
     for module, (covered, total) in coverage.files().items():
         missing = coverage.not_covered(module)
-        note = f"; not covered: lines {', '.join(map(str, missing))}" if missing else ""
-        click.echo(f"coverage {module}: {covered}/{total} lines{note}")
+        lines = f"; not covered: lines {', '.join(map(str, missing))}" if missing else ""
+        click.echo(f"coverage {module}: {covered}/{total} lines{lines}")
     click.echo(f"coverage of the policy rules: {coverage.percent():.1f}%")
-    python_failed = False
-    if not rego_only and not os.environ.get(_NESTED_ENV):
-        python_failed = _run_python_tests(settings.home) != 0
-    if failed or python_failed:
+    if failed or untested:
         raise SystemExit(1)
-
-
-def _run_python_tests(home: Path) -> int:
-    paths = sorted({str(p.relative_to(home)) for g in _PYTHON_TESTS for p in home.glob(g)})
-    if not paths:
-        click.echo("no Python policy tests found under tests/", err=True)
-        return 0
-    click.echo(f"python policy tests: {' '.join(paths)}")
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "not integration", *paths]
-    env = {**os.environ, _NESTED_ENV: "1"}
-    return subprocess.run(command, cwd=home, env=env, check=False).returncode
 
 
 @policy_group.command("diff")
@@ -132,12 +113,12 @@ def _run_python_tests(home: Path) -> int:
 @click.option("--today", help="Decide as of this date (YYYY-MM-DD; default today).")
 def diff_command(candidate: Path, traffic: str, today: str | None) -> None:
     """Dry-run CANDIDATE against the policy in force on recorded signals; fields that change."""
-    from signalhub.broker.embedded import connect
+    from signalhub.broker.connect import connect
     from signalhub.policy.diff import diff_policies, read_traffic_file, read_traffic_topics
     from signalhub.policy.engine import EmbeddedPolicyEngine
     from signalhub.policy.lifecycle import policy_in_force
 
-    settings = _settings()
+    settings = current_settings()
     registry, subscriptions = _context(settings)
     after = EmbeddedPolicyEngine.from_dir(candidate)
     day = _today(today)
@@ -158,10 +139,10 @@ def diff_command(candidate: Path, traffic: str, today: str | None) -> None:
 @_dir_option()
 def publish_command(message: str, author: str | None, policies_dir: Path | None) -> None:
     """Check, test and publish the policy; every enforcer switches to it without a restart."""
-    from signalhub.broker.embedded import connect
+    from signalhub.broker.connect import connect
     from signalhub.policy.lifecycle import publish_policy
 
-    settings = _settings()
+    settings = current_settings()
     with connect(settings) as bootstrap:
         event = publish_policy(
             settings,
@@ -179,7 +160,7 @@ def history_command() -> None:
     """Every published version and rollback, oldest first."""
     from signalhub.policy.store import PolicyStore
 
-    events = PolicyStore.in_state_dir(_settings().state_dir).history()
+    events = PolicyStore.in_state_dir(current_settings().state_dir).history()
     if not events:
         click.echo("no policy version published yet")
     for event in events:
@@ -195,10 +176,10 @@ def history_command() -> None:
 @click.option("--author", default=None, help="Who rolls back (default: the login name).")
 def rollback_command(version: str, message: str, author: str | None) -> None:
     """Put an earlier published VERSION (hash or unique prefix) back in force."""
-    from signalhub.broker.embedded import connect
+    from signalhub.broker.connect import connect
     from signalhub.policy.lifecycle import rollback_policy
 
-    settings = _settings()
+    settings = current_settings()
     with connect(settings) as bootstrap:
         event = rollback_policy(
             settings, bootstrap, version, author=author or getpass.getuser(), message=message
@@ -219,7 +200,7 @@ def matrix_command(
     from signalhub.policy.lifecycle import policy_in_force
     from signalhub.policy.matrix import policy_matrix, render_csv, render_html, render_text
 
-    settings = _settings()
+    settings = current_settings()
     registry, subscriptions = _context(settings)
     engine = (
         EmbeddedPolicyEngine.from_dir(policies_dir)
@@ -249,13 +230,13 @@ def conformance_command(
     url: str | None, upload: bool, policies_dir: Path | None, today: str | None
 ) -> None:
     """Run the attribute corpus through the embedded engine and an OPA server; any difference?"""
+    from signalhub.policy.bundle import bundle_from_dir
     from signalhub.policy.corpus import compare_engines, policy_corpus
     from signalhub.policy.engine import EmbeddedPolicyEngine
     from signalhub.policy.opa_backend import OpaServerPolicyEngine, opa_client_for, upload_policy
     from signalhub.policy.rest_server import PolicyServer
-    from signalhub.policy.store import bundle_from_dir
 
-    settings = _settings()
+    settings = current_settings()
     root = policies_dir or settings.policies_dir
     registry, subscriptions = _context(settings)
     embedded = EmbeddedPolicyEngine.from_dir(root)
@@ -288,11 +269,11 @@ def conformance_command(
 @click.option("--today", help="Decide as of this date (YYYY-MM-DD; default today).")
 def retry_parked_command(today: str | None) -> None:
     """Send parked signals back through the enforcer once the policy in force decides them."""
-    from signalhub.broker.embedded import connect
+    from signalhub.broker.connect import connect
     from signalhub.enforcer.parked import RetryState, retry_parked
     from signalhub.policy.lifecycle import policy_in_force
 
-    settings = _settings()
+    settings = current_settings()
     registry, subscriptions = _context(settings)
     with connect(settings) as bootstrap:
         policy = policy_in_force(settings, bootstrap)
@@ -323,7 +304,7 @@ def serve_command(host: str, port: int, policies_dir: Path | None) -> None:
     from signalhub.policy.rest_server import PolicyServer
 
     server = PolicyServer(host, port)
-    server.load_dir(policies_dir or _settings().policies_dir)
+    server.load_dir(policies_dir or current_settings().policies_dir)
     click.echo(f"serving the policy on {server.url} (OPA REST API v1); Ctrl-C stops")
     try:
         server.serve_forever()

@@ -17,7 +17,8 @@ from datetime import date
 from typing import Any
 
 from signalhub.errors import PolicyError
-from signalhub.policy.engine import PolicyEngine, build_input
+from signalhub.policy.decision import build_input
+from signalhub.policy.engine import PolicyEngine
 from signalhub.schema.registry import SchemaRegistry, SignalSchema
 from signalhub.subscriptions import Subscription
 from signalhub.types import JSON

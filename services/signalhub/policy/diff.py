@@ -26,14 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from signalhub.broker.reader import assign_topic, drain, open_consumer
-from signalhub.enforcer.outputs import canonical_json
 from signalhub.enforcer.projection import plan_projection
 from signalhub.errors import PolicyError, SignalhubError
-from signalhub.policy.engine import Decision, PolicyEngine, build_input
+from signalhub.policy.decision import Decision, build_input
+from signalhub.policy.engine import PolicyEngine
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry, SignalSchema, policy_attributes
 from signalhub.subscriptions import Subscription
 from signalhub.types import JSON, Record
+from signalhub.wire import canonical_json
 
 __all__ = [
     "CLEAR",

@@ -14,22 +14,11 @@ from pathlib import Path
 
 from signalhub.config import Settings
 from signalhub.errors import PolicyError
+from signalhub.policy.bundle import PolicyBundle, bundle_from_dir
 from signalhub.policy.corpus import policy_corpus
-from signalhub.policy.engine import (
-    EmbeddedPolicyEngine,
-    PolicyEngine,
-    check_policies,
-    run_rego_tests,
-)
-from signalhub.policy.store import (
-    PolicyBundle,
-    PolicyEvent,
-    PolicyStore,
-    bundle_from_dir,
-    materialised,
-    read_current_bundle,
-    send_bundle,
-)
+from signalhub.policy.engine import EmbeddedPolicyEngine, PolicyEngine, check_policies
+from signalhub.policy.rego_tests import run_rego_tests
+from signalhub.policy.store import PolicyEvent, PolicyStore, read_current_bundle, send_bundle
 from signalhub.policy.switch import engine_for_bundle, engine_from_settings
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import by_signal_type, load_subscriptions
@@ -43,18 +32,21 @@ __all__ = [
 ]
 
 
-def validate_policy(settings: Settings, policies_dir: Path, today: date) -> list[str]:
-    """Everything that stops a publish, one line each; empty means publishable."""
-    problems = check_policies(policies_dir)
+def validate_policy(settings: Settings, bundle: PolicyBundle, today: date) -> list[str]:
+    """Everything that stops ``bundle`` being published, one line each; empty means publishable.
+
+    The bundle, not its directory, is validated: what passes is exactly what is sent.
+    """
+    problems = check_policies(bundle.files)
     if problems:
         return problems
     try:
         failed = [
             f"test failed: {name} ({why})"
-            for name, ok, why in run_rego_tests(policies_dir)
+            for name, ok, why in run_rego_tests(bundle.files)
             if not ok
         ]
-        engine = EmbeddedPolicyEngine.from_dir(policies_dir)
+        engine = EmbeddedPolicyEngine.from_bundle(bundle)
     except PolicyError as exc:
         return [str(exc)]
     if failed:
@@ -92,16 +84,17 @@ def publish_policy(
     """Validate, put in force on the ``policies`` topic, record; :class:`PolicyError` if refused."""
     if not message.strip():
         raise PolicyError("a publish needs a message (-m) saying what changed and why")
-    problems = validate_policy(settings, policies_dir, today)
+    bundle = bundle_from_dir(policies_dir)  # the one place this version is computed
+    problems = validate_policy(settings, bundle, today)
     if problems:
         raise PolicyError(
             "policy refused, the version in force is unchanged:\n  "
             + "\n  ".join(problems)
             + "\n— fix the policy, run `signalhub policy check` and `signalhub policy test`"
         )
-    bundle = bundle_from_dir(policies_dir).stamped(message, author)
-    send_bundle(bootstrap_servers, bundle)
-    return PolicyStore.in_state_dir(settings.state_dir).record(bundle, "publish")
+    stamped = bundle.stamped(message, author)
+    send_bundle(bootstrap_servers, stamped)
+    return PolicyStore.in_state_dir(settings.state_dir).record(stamped, "publish")
 
 
 def rollback_policy(
@@ -110,9 +103,9 @@ def rollback_policy(
     """Put an earlier published version back in force (recorded as a rollback)."""
     store = PolicyStore.in_state_dir(settings.state_dir)
     event = store.find(version)
-    bundle = event.bundle().stamped(message or f"rollback to {event.version}", author)
-    with materialised(bundle) as root:  # it loaded when published; prove it still does
-        EmbeddedPolicyEngine.from_dir(root).close()
+    bundle = event.bundle().verified().stamped(message or f"rollback to {event.version}", author)
+    # It loaded when it was published; prove it still does before putting it back in force.
+    EmbeddedPolicyEngine.from_bundle(bundle).close()
     send_bundle(bootstrap_servers, bundle)
     return store.record(bundle, "rollback")
 
@@ -136,8 +129,8 @@ def policy_in_force(settings: Settings, bootstrap_servers: str | None) -> Policy
     """The engine of the version in force: the topic's, else the last recorded, else the files."""
     raw = read_current_bundle(bootstrap_servers) if bootstrap_servers else None
     if raw is not None:
-        return engine_for_bundle(settings, PolicyBundle.from_bytes(raw))
+        return engine_for_bundle(settings, PolicyBundle.from_bytes(raw).verified())
     latest = PolicyStore.in_state_dir(settings.state_dir).latest()
     if latest is not None and not bootstrap_servers:
-        return engine_for_bundle(settings, latest.bundle())
+        return engine_for_bundle(settings, latest.bundle().verified())
     return engine_from_settings(settings)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from opa_client import OpaClient
 
 from signalhub.errors import ConfigError, PolicyError
-from signalhub.policy.engine import Decision, parse_decisions, subscription_ids
+from signalhub.policy.decision import Decision, parse_decisions, subscription_ids
 from signalhub.types import JSON
 
 __all__ = ["OpaServerPolicyEngine", "opa_client_for", "upload_policy"]
@@ -48,7 +48,7 @@ def upload_policy(client: OpaClient, files: Mapping[str, str]) -> None:
     """Put the rules (tests excluded) and data of a policy on the server.
 
     ``files`` maps relative paths (``signalhub/sharing/sharing.rego``, ``data/agreements.json``)
-    to their text, as in a :class:`~signalhub.policy.store.PolicyBundle`. Rules are uploaded as
+    to their text, as in a :class:`~signalhub.policy.bundle.PolicyBundle`. Rules are uploaded as
     Rego v1 as they are (``rego_compat=False``: no silent rewriting of a security policy).
     """
     try:

@@ -33,8 +33,8 @@ from urllib.parse import unquote, urlsplit
 
 import opa_bindings
 
-from signalhub.policy.engine import _opa_messages
-from signalhub.policy.store import bundle_from_dir
+from signalhub.policy.bundle import read_policy_files
+from signalhub.policy.engine import opa_messages
 from signalhub.types import JSON
 
 __all__ = ["PolicyServer"]
@@ -88,14 +88,14 @@ class PolicyServer:
 
     def load_dir(self, policies_dir: Path) -> None:
         """Serve the rules (tests excluded) and data files of a policy directory."""
-        bundle = bundle_from_dir(policies_dir)
+        files = read_policy_files(policies_dir)
         modules = {
             f"policies/{name}": text
-            for name, text in bundle.files.items()
+            for name, text in files.items()
             if name.endswith(".rego") and not name.endswith("_test.rego")
         }
         data: dict[str, Any] = {}
-        for name, text in bundle.files.items():
+        for name, text in files.items():
             if name.startswith("data/") and name.endswith(".json"):
                 stem = name.removeprefix("data/").removesuffix(".json")
                 data.setdefault("signalhub", {})[stem] = json.loads(text)
@@ -218,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 self.state.change(modules, data)
             except opa_bindings.OpaError as exc:
-                errors = [{"code": "rego_error", "message": m} for m in _opa_messages(exc.message)]
+                errors = [{"code": "rego_error", "message": m} for m in opa_messages(exc.message)]
                 self._json(
                     HTTPStatus.BAD_REQUEST,
                     {

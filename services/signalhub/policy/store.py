@@ -1,7 +1,8 @@
 """Policy versions: what was published, by whom, when, why — and how it reaches the enforcers.
 
-A published version is a :class:`PolicyBundle`: every file under ``policies/`` (rules, data and
-tests) with the version hash the engine computes over the rules and data. Each publish and each
+A published version is a :class:`~signalhub.policy.bundle.PolicyBundle`: every file under
+``policies/`` (rules, data and tests) with the version hash computed once, when the bundle was
+made from the files, over the rules and data. Each publish and each
 rollback is an event in a small SQLite store under the state directory (``policy history``), and
 the version in force is distributed on the compacted ``policies`` topic under the key
 ``current``: every enforcer reads the latest record at start-up and follows the topic after
@@ -12,123 +13,31 @@ force; the store is the record of who put it there.
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
-import tempfile
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
-
-from signalhub.broker.embedded import create_topics
+from signalhub.broker.admin import create_topics
+from signalhub.broker.clients import KafkaConnection, new_producer
 from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.errors import BrokerError, PolicyError
-from signalhub.policy.engine import policy_files, policy_version
+from signalhub.policy.bundle import PolicyBundle
+from signalhub.wire import POLICIES_TOPIC
 
 __all__ = [
     "CURRENT_KEY",
-    "POLICIES_TOPIC",
-    "PolicyBundle",
     "PolicyEvent",
     "PolicyStore",
-    "bundle_from_dir",
     "create_policies_topic",
-    "materialised",
     "read_current_bundle",
     "send_bundle",
 ]
 
-POLICIES_TOPIC = "policies"
 CURRENT_KEY = b"current"
 #: Only the latest record per key matters, so the topic is compacted (where the broker can).
 TOPIC_CONFIG = {"cleanup.policy": "compact"}
-_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class PolicyBundle:
-    """One policy version: its files (relative path -> text) and who published it, why, when."""
-
-    version: str
-    files: dict[str, str]
-    message: str = ""
-    author: str = ""
-    published_at: str = ""
-
-    def to_bytes(self) -> bytes:
-        body = {
-            "format": _FORMAT,
-            "version": self.version,
-            "message": self.message,
-            "author": self.author,
-            "published_at": self.published_at,
-            "files": self.files,
-        }
-        return json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> PolicyBundle:
-        """Parse a bundle from the topic; :class:`PolicyError` when it is not one."""
-        try:
-            body = json.loads(data)
-            files = body["files"]
-            if not isinstance(files, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in files.items()
-            ):
-                raise TypeError("files is not an object of texts")
-            return cls(
-                str(body["version"]),
-                dict(files),
-                str(body.get("message", "")),
-                str(body.get("author", "")),
-                str(body.get("published_at", "")),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PolicyError(f"not a policy bundle: {exc}") from exc
-
-    def stamped(self, message: str, author: str) -> PolicyBundle:
-        """The same files, with a publish message, author and time."""
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        return PolicyBundle(self.version, dict(self.files), message, author, now)
-
-
-def bundle_from_dir(policies_dir: Path) -> PolicyBundle:
-    """Every policy file under ``policies_dir`` (tests included) and the version of the rules."""
-    files = policy_files(policies_dir, tests=True)
-    texts = {path.relative_to(policies_dir).as_posix(): path.read_text("utf-8") for path in files}
-    return PolicyBundle(policy_version(policies_dir, policy_files(policies_dir)), texts)
-
-
-@contextmanager
-def materialised(bundle: PolicyBundle) -> Iterator[Path]:
-    """The bundle's files written to a temporary ``policies/`` directory, removed afterwards.
-
-    Refuses paths that would leave the directory, and a bundle whose files do not hash to the
-    version it claims (a tampered or corrupted record).
-    """
-    scratch = Path(tempfile.mkdtemp(prefix="signalhub-policy-"))
-    root = scratch / "policies"
-    try:
-        for name, text in bundle.files.items():
-            target = (root / name).resolve()
-            if not target.is_relative_to(root.resolve()) or not name:
-                raise PolicyError(f"policy bundle {bundle.version}: unsafe file path {name!r}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, "utf-8")
-        root.mkdir(parents=True, exist_ok=True)
-        actual = policy_version(root, policy_files(root))
-        if actual != bundle.version:
-            raise PolicyError(
-                f"policy bundle claims version {bundle.version} but its files hash to {actual}"
-                " — it was altered after publishing; publish it again with `policy publish`"
-            )
-        yield root
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -233,8 +142,8 @@ def send_bundle(bootstrap_servers: str, bundle: PolicyBundle) -> None:
     """Put ``bundle`` in force: the ``current`` record of the ``policies`` topic, acknowledged."""
     create_policies_topic(bootstrap_servers)
     try:
-        producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+        producer = new_producer(
+            KafkaConnection(bootstrap_servers),
             acks="all",
             client_id="signalhub-policy-publish",
             max_request_size=8 * 1024 * 1024,

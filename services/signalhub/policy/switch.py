@@ -26,17 +26,17 @@ from typing import Any
 from signalhub.broker.reader import assign_topic, drain, open_consumer
 from signalhub.config import Settings
 from signalhub.errors import PolicyError, SignalhubError
-from signalhub.policy.engine import Decision, EmbeddedPolicyEngine, MemoisedPolicy, PolicyEngine
+from signalhub.policy.bundle import PolicyBundle, bundle_from_dir
+from signalhub.policy.decision import Decision
+from signalhub.policy.engine import EmbeddedPolicyEngine, PolicyEngine
+from signalhub.policy.memo import MemoisedPolicy
 from signalhub.policy.opa_backend import OpaServerPolicyEngine, opa_client_for, upload_policy
 from signalhub.policy.store import (
     CURRENT_KEY,
-    POLICIES_TOPIC,
-    PolicyBundle,
-    bundle_from_dir,
     create_policies_topic,
-    materialised,
 )
 from signalhub.types import JSON
+from signalhub.wire import POLICIES_TOPIC
 
 __all__ = [
     "BrokenPolicy",
@@ -70,6 +70,7 @@ class SwitchablePolicy:
     ) -> None:
         self._memo_size = memo_size
         self._warm_with = warm_with
+        self._fails_closed = isinstance(engine, BrokenPolicy)
         self._active = MemoisedPolicy(engine, memo_size)
         self._warming: threading.Thread | None = None
         self._warm(self._active)
@@ -83,12 +84,18 @@ class SwitchablePolicy:
         """The memoised engine deciding now (for its hit/miss counters)."""
         return self._active
 
+    @property
+    def fails_closed(self) -> bool:
+        """True while the version in force could not be loaded, so every signal is parked."""
+        return self._fails_closed
+
     def decide(self, policy_input: JSON) -> dict[str, Decision]:
         active = self._active  # read once: the whole decision comes from one version
         return active.decide(policy_input)
 
     def switch(self, engine: PolicyEngine) -> None:
         """Put ``engine`` in force with a fresh memo, as one reference swap."""
+        self._fails_closed = isinstance(engine, BrokenPolicy)
         self._active = MemoisedPolicy(engine, self._memo_size)
         self._warm(self._active)
 
@@ -131,20 +138,21 @@ class BrokenPolicy:
 
 
 def engine_for_bundle(settings: Settings, bundle: PolicyBundle) -> PolicyEngine:
-    """An engine deciding with ``bundle`` on the configured backend; :class:`PolicyError` if not."""
-    with materialised(bundle) as root:
-        if settings.policy_engine == "server":
-            client = opa_client_for(settings.opa_url, timeout_s=settings.opa_timeout_s)
-            upload_policy(client, bundle.files)
-            return OpaServerPolicyEngine(client, bundle.version)
-        return EmbeddedPolicyEngine.from_dir(root)
+    """An engine deciding with ``bundle`` on the configured backend; :class:`PolicyError` if not.
+
+    The engine stamps ``bundle.version`` as it is: pass a bundle made from files, or one
+    :meth:`~signalhub.policy.bundle.PolicyBundle.verified` after reading it back.
+    """
+    if settings.policy_engine == "server":
+        client = opa_client_for(settings.opa_url, timeout_s=settings.opa_timeout_s)
+        upload_policy(client, bundle.files)
+        return OpaServerPolicyEngine(client, bundle.version)
+    return EmbeddedPolicyEngine.from_bundle(bundle)
 
 
 def engine_from_settings(settings: Settings) -> PolicyEngine:
     """The engine for the files in ``policies/`` (the fallback when nothing was published)."""
-    if settings.policy_engine == "server":
-        return engine_for_bundle(settings, bundle_from_dir(settings.policies_dir))
-    return EmbeddedPolicyEngine.from_dir(settings.policies_dir)
+    return engine_for_bundle(settings, bundle_from_dir(settings.policies_dir))
 
 
 class PolicyWatcher:
@@ -196,7 +204,7 @@ class PolicyWatcher:
         if bundle.version == self._policy.version and not self._broken:
             return
         try:
-            engine = engine_for_bundle(self._settings, bundle)
+            engine = engine_for_bundle(self._settings, bundle.verified())
         except SignalhubError as exc:
             self._policy.switch(BrokenPolicy(bundle.version, str(exc)))
             self._broken = True

@@ -28,7 +28,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,9 +36,9 @@ from typing import Protocol, runtime_checkable
 
 from signalhub.config import Settings
 from signalhub.errors import KeyProviderError
+from signalhub.pseudonym.pseudonyms import MIN_KEY_BYTES, Pseudonymiser
 
 __all__ = [
-    "MIN_KEY_BYTES",
     "EnvKeyProvider",
     "FileKeyProvider",
     "KeyProvider",
@@ -47,12 +47,12 @@ __all__ = [
     "ensure_dev_key",
     "key_provider",
     "load_key_ring",
+    "load_master_key",
     "read_owner_only",
+    "rotation_mapping",
     "write_owner_only",
 ]
 
-#: A master key shorter than this is refused (256 bits).
-MIN_KEY_BYTES = 32
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _RING_LINE = re.compile(r"^(current|key\.[0-9]+|created\.[0-9]+)$")
 
@@ -210,6 +210,36 @@ def key_provider(settings: Settings) -> KeyProvider:
 def load_key_ring(settings: Settings) -> KeyRing:
     """The key ring from the provider the settings select."""
     return key_provider(settings).load()
+
+
+def load_master_key(settings: Settings) -> tuple[bytes, int]:
+    """The current master key and its version, from the provider the settings select.
+
+    Raises :class:`KeyProviderError` when no key is configured, the file is readable by group or
+    others, or the content is not a key of at least 32 bytes.
+    """
+    ring = load_key_ring(settings)
+    return ring.key(), ring.current
+
+
+def rotation_mapping(
+    ring: KeyRing, domain: str, kind: str, values: Iterable[str], old: int, new: int
+) -> list[tuple[str, str]]:
+    """``(old pseudonym, new pseudonym)`` for each value, in one domain, de-duplicated in order.
+
+    This is what lets a subscriber keep its links across a key rotation without the hub
+    handing it an identifier: it receives only pairs of its own domain's pseudonyms.
+    """
+    before = Pseudonymiser(ring.key(old), old)
+    after = Pseudonymiser(ring.key(new), new)
+    pairs: dict[str, str] = {}
+    for value in values:
+        if not value.strip():
+            continue
+        pairs.setdefault(
+            before.pseudonym(domain, kind, value), after.pseudonym(domain, kind, value)
+        )
+    return list(pairs.items())
 
 
 def read_owner_only(path: Path, what: str, remedy: str) -> str:

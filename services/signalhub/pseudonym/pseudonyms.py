@@ -8,8 +8,9 @@ without the master key. The key version in the pseudonym says which key made it,
 rotated and old pseudonyms recognised. Re-identification is not done here: it is a separate,
 audited act.
 
-Where the master keys come from (a versioned key ring, its providers and rotation) is
-:mod:`signalhub.pseudonym.keys`; the names it shares with this module are re-exported here.
+This module is handed a key and never reads the settings: where the master keys come from (a
+versioned key ring, its providers, the settings that pick one) and how pseudonyms carry over a
+rotation is :mod:`signalhub.pseudonym.keys`.
 
 Neither a key nor a value to pseudonymise ever appears in a message or a log line.
 """
@@ -21,31 +22,16 @@ import hashlib
 import hmac
 import re
 import unicodedata
-from collections.abc import Iterable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from signalhub.config import Settings
 from signalhub.errors import KeyProviderError
-from signalhub.pseudonym.keys import (
-    MIN_KEY_BYTES,
-    KeyRing,
-    default_key_file,
-    ensure_dev_key,
-    load_key_ring,
-)
 
-__all__ = [
-    "MIN_KEY_BYTES",
-    "Pseudonymiser",
-    "default_key_file",
-    "ensure_dev_key",
-    "load_master_key",
-    "normalise",
-    "pseudonym_key_version",
-    "rotation_mapping",
-]
+__all__ = ["MIN_KEY_BYTES", "Pseudonymiser", "normalise", "pseudonym_key_version"]
+
+#: A master key shorter than this is refused (256 bits).
+MIN_KEY_BYTES = 32
 
 _SCHEME = "pn1"
 _DIGEST_BYTES = 20
@@ -133,33 +119,3 @@ def pseudonym_key_version(pseudonym: str) -> int:
     if match is None:
         raise ValueError("not a signalhub pseudonym (expected pn1.k<version>.<32 base32>)")
     return int(match.group(1))
-
-
-def load_master_key(settings: Settings) -> tuple[bytes, int]:
-    """The current master key and its version, from the provider the settings select.
-
-    Raises :class:`KeyProviderError` when no key is configured, the file is readable by group or
-    others, or the content is not a key of at least 32 bytes (see :mod:`signalhub.pseudonym.keys`).
-    """
-    ring = load_key_ring(settings)
-    return ring.key(), ring.current
-
-
-def rotation_mapping(
-    ring: KeyRing, domain: str, kind: str, values: Iterable[str], old: int, new: int
-) -> list[tuple[str, str]]:
-    """``(old pseudonym, new pseudonym)`` for each value, in one domain, de-duplicated in order.
-
-    This is what lets a subscriber keep its links across a key rotation without the hub
-    handing it an identifier: it receives only pairs of its own domain's pseudonyms.
-    """
-    before = Pseudonymiser(ring.key(old), old)
-    after = Pseudonymiser(ring.key(new), new)
-    pairs: dict[str, str] = {}
-    for value in values:
-        if not value.strip():
-            continue
-        pairs.setdefault(
-            before.pseudonym(domain, kind, value), after.pseudonym(domain, kind, value)
-        )
-    return list(pairs.items())

@@ -1,6 +1,6 @@
 """``signalhub schemas ...``: check, list, release and document the signal schemas.
 
-Mounted on the main CLI with ``main.add_command(schemas_group)``. This is an edge: it turns
+Mounted lazily on the root command (:mod:`signalhub.cli`). This is an edge: it turns
 :class:`SignalhubError` into ``Error: what happened — what to do`` and a non-zero exit.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from signalhub.config import load_settings
+from signalhub.cli import current_settings, fail
 from signalhub.errors import SignalhubError
 from signalhub.schema.compat import check_compatibility, release, released_schemas
 from signalhub.schema.doc import render_tables, update_doc
@@ -27,12 +27,7 @@ _DIR_OPTION = click.option(
 
 
 def _schemas_dir(given: Path | None) -> Path:
-    return given if given is not None else load_settings().schemas_dir
-
-
-def _fail(exc: SignalhubError) -> None:
-    click.echo(f"Error: {exc}", err=True)
-    raise SystemExit(1)
+    return given if given is not None else current_settings().schemas_dir
 
 
 @click.group("schemas")
@@ -49,8 +44,7 @@ def check_command(schemas_dir: Path | None) -> None:
         problems = check_compatibility(folder)
         SchemaRegistry.from_dir(folder)  # also loads: pii kinds, policy flags, envelope
     except SignalhubError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     if problems:
@@ -67,8 +61,7 @@ def list_command(schemas_dir: Path | None) -> None:
         registry = SchemaRegistry.from_dir(folder)
         released = released_schemas(folder)
     except SignalhubError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     for signal in registry.signals():
         versions = ",".join(f"v{n}" for n in sorted(released.get(signal.signal_type, {})))
         pii = ",".join(f.name for f in signal.pii_fields())
@@ -86,8 +79,7 @@ def release_command(signal_type: str, schemas_dir: Path | None) -> None:
     try:
         path = release(_schemas_dir(schemas_dir), signal_type)
     except SignalhubError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     click.echo(f"released {signal_type} as {path}")
 
 
@@ -107,8 +99,7 @@ def doc_command(schemas_dir: Path | None, doc_path: Path | None, check: bool) ->
         folder = _schemas_dir(schemas_dir)
         registry = SchemaRegistry.from_dir(folder)
     except SignalhubError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     doc = doc_path if doc_path is not None else folder.parent / "docs" / "schemas.md"
     if not doc.is_file():
         click.echo(f"Error: no catalogue at {doc} — pass --doc PATH", err=True)

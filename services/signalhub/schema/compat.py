@@ -27,6 +27,7 @@ from fastavro.validation import validate
 from signalhub.errors import SchemaError, UnknownSchemaError
 from signalhub.schema.registry import ENVELOPE_FILE, expand_signal_schema, load_envelope
 from signalhub.types import JSON, AvroSchema
+from signalhub.wire import canonical_json
 
 __all__ = [
     "check_compatibility",
@@ -203,7 +204,7 @@ def _check_type(
             f"{signal_type}: version {version} is older than released v{newest} — "
             f'set "version" to {newest + 1} for a change, or restore v{newest}'
         ]
-    if version in released and _canonical(current) != _canonical(released[version]):
+    if version in released and canonical_json(current) != canonical_json(released[version]):
         return [
             f"{signal_type}: changed without bumping version {version} — "
             f'set "version": {newest + 1} and run `signalhub schemas release {signal_type}`'
@@ -238,10 +239,6 @@ def _normalise(schema: AvroSchema) -> AvroSchema:
     if not isinstance(normal, dict):
         raise SchemaError(f"released schema {schema!r:.40} is not a record — restore the file")
     return normal
-
-
-def _canonical(schema: AvroSchema) -> str:
-    return json.dumps(schema, sort_keys=True)
 
 
 def _kind(schema: JSON) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,12 @@ from fastavro.schema import fingerprint as _avro_fingerprint
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 
 from signalhub.errors import SchemaError, UnknownSchemaError
+from signalhub.schema.signal import FieldSpec, SignalSchema
 from signalhub.schema.view import project_view
 from signalhub.types import JSON, AvroSchema, Record
 
+# FieldSpec and SignalSchema are defined in signalhub.schema.signal (the view projection needs
+# them too) and handed out here, with the registry that builds them.
 __all__ = [
     "ENVELOPE_NAME",
     "PII_KINDS",
@@ -49,47 +52,6 @@ PII_KINDS = frozenset({"bsn", "name", "address", "postcode", "birth_date", "free
 #: (lowest age, band label), ordered; the band of an age is the last entry it reaches.
 _AGE_BANDS = ((0, "0-11"), (12, "12-17"), (18, "18-22"), (23, "23-64"), (65, "65+"))
 _EPOCH = date(1970, 1, 1)
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One payload field and what the schema says about it."""
-
-    name: str
-    avro_type: JSON
-    pii: str | None
-    policy: bool
-    optional: bool
-
-
-@dataclass(frozen=True, eq=False)
-class SignalSchema:
-    """The current schema of one signal type, parsed and fingerprinted."""
-
-    signal_type: str
-    version: int
-    avro: AvroSchema
-    fingerprint: bytes
-    payload_fields: tuple[FieldSpec, ...]
-    _by_name: dict[str, FieldSpec] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_name", {f.name: f for f in self.payload_fields})
-
-    @property
-    def topic(self) -> str:
-        return f"signals.{self.signal_type}"
-
-    def field(self, name: str) -> FieldSpec:
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise SchemaError(
-                f"{self.signal_type} has no payload field {name!r} — check the schema"
-            ) from None
-
-    def pii_fields(self) -> tuple[FieldSpec, ...]:
-        return tuple(f for f in self.payload_fields if f.pii is not None)
 
 
 def _read_json(path: Path) -> Any:

@@ -13,12 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
+from signalhub.schema.signal import SignalSchema
 from signalhub.types import JSON, AvroSchema
-
-if TYPE_CHECKING:
-    from signalhub.schema.registry import SignalSchema
 
 __all__ = ["DELIVERY_FIELDS", "VIEW_NAMESPACE", "project_view"]
 

@@ -16,9 +16,10 @@ web console later; every step, allowed or refused, appends an audit event):
 A request and each approval expire after ``SIGNALHUB_REIDENTIFY_TTL_S``; an expired request
 cannot be approved or revealed (the expiry is audited when it is noticed).
 
-Audit: events go to the ``reid_audit`` table of the vault file, hash-chained (each row's hash
-covers the previous row's hash and its own content), so a deleted or edited event is detectable
-with :meth:`Reidentification.verify_audit`. The identity itself is never audited or logged.
+Audit: events go to the hash-chained trail in the vault file
+(:mod:`~signalhub.pseudonym.reidentify.trail`), checked with
+:meth:`Reidentification.verify_audit`; requests and approvals are kept beside it
+(:mod:`~signalhub.pseudonym.reidentify.requests`). The identity itself is never audited or logged.
 Each step's state change and its event commit together in one ``BEGIN IMMEDIATE`` transaction,
 which also reads the previous hash: two writers at once (two CLI runs, the console and the CLI)
 queue for the write lock instead of forking the chain. A state change applies only to a request
@@ -28,89 +29,34 @@ other cannot both succeed: the later one is undone and audited as refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
 from signalhub.config import Settings
 from signalhub.errors import ReidentificationError
+from signalhub.pseudonym.reidentify.requests import (
+    OPEN_STATES,
+    ClosedMeanwhileError,
+    ReidRequest,
+    RequestStore,
+    iso,
+)
+from signalhub.pseudonym.reidentify.trail import AuditEvent, Trail
 from signalhub.pseudonym.vault import Vault
 
 __all__ = [
     "APPROVALS_NEEDED",
-    "AuditEvent",
-    "ReidRequest",
     "Reidentification",
     "open_reidentification",
     "subscriber_domains",
 ]
 
 APPROVALS_NEEDED = 2
-_GENESIS = "0" * 64
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reid_requests (
-    request_id   TEXT PRIMARY KEY,
-    subscriber   TEXT NOT NULL,
-    requested_by TEXT NOT NULL,
-    domain       TEXT NOT NULL,
-    pseudonym    TEXT NOT NULL,
-    reason       TEXT NOT NULL,
-    case_ref     TEXT NOT NULL,
-    requested_at TEXT NOT NULL,
-    expires_at   TEXT NOT NULL,
-    state        TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reid_approvals (
-    request_id  TEXT NOT NULL,
-    officer     TEXT NOT NULL,
-    approved_at TEXT NOT NULL,
-    expires_at  TEXT NOT NULL,
-    PRIMARY KEY (request_id, officer)
-);
-CREATE TABLE IF NOT EXISTS reid_audit (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    at         TEXT NOT NULL,
-    event      TEXT NOT NULL,
-    request_id TEXT,
-    actor      TEXT NOT NULL,
-    detail     TEXT NOT NULL,
-    prev_hash  TEXT NOT NULL,
-    hash       TEXT NOT NULL
-);
-"""
-
-
-@dataclass(frozen=True)
-class ReidRequest:
-    """A re-identification request as stored (never the identity)."""
-
-    request_id: str
-    subscriber: str
-    requested_by: str
-    domain: str
-    pseudonym: str
-    reason: str
-    case_ref: str
-    requested_at: datetime
-    expires_at: datetime
-    state: str  # pending | approved | refused | expired | revealed
-    approvals: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    seq: int
-    at: str
-    event: str
-    request_id: str | None
-    actor: str
-    detail: dict[str, object]
 
 
 def subscriber_domains(policies_dir: Path) -> Callable[[str], frozenset[str]]:
@@ -129,10 +75,6 @@ def subscriber_domains(policies_dir: Path) -> Callable[[str], frozenset[str]]:
     return domains_of
 
 
-class _ClosedMeanwhileError(Exception):
-    """A request checked as open was closed by another process before this step's write."""
-
-
 class Reidentification:
     """The re-identification workflow over one vault (its requests and audit live beside it)."""
 
@@ -146,7 +88,8 @@ class Reidentification:
     ) -> None:
         self._vault = vault
         self._db = vault.db
-        self._db.executescript(_SCHEMA)
+        self._requests = RequestStore(self._db)
+        self._trail = Trail(self._db, lambda: iso(self._clock()))
         self._officers = officers
         self._domains_of = domains_of
         self._ttl = ttl
@@ -198,21 +141,7 @@ class Reidentification:
             "pending",
         )
         with self._write():
-            self._db.execute(
-                "INSERT INTO reid_requests VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    request.request_id,
-                    subscriber,
-                    requested_by,
-                    request.domain,
-                    pseudonym,
-                    reason,
-                    case_ref,
-                    _iso(now),
-                    _iso(request.expires_at),
-                    "pending",
-                ),
-            )
+            self._requests.add(request)
             self._audit(
                 "requested",
                 request.request_id,
@@ -250,10 +179,7 @@ class Reidentification:
             )
         now = self._clock()
         with self._write(if_closed=("approval_refused", request_id, officer)):
-            self._db.execute(
-                "INSERT OR REPLACE INTO reid_approvals VALUES (?,?,?,?)",
-                (request_id, officer, _iso(now), _iso(now + self._ttl)),
-            )
+            self._requests.approve(request_id, officer, now, now + self._ttl)
             approvals = self._valid_approvals(request_id)
             state = "approved" if len(approvals) >= APPROVALS_NEEDED else "pending"
             self._set_state(request_id, state)
@@ -327,63 +253,17 @@ class Reidentification:
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, request_id: str) -> ReidRequest:
-        row = self._db.execute(
-            "SELECT * FROM reid_requests WHERE request_id = ?", (request_id,)
-        ).fetchone()
-        if row is None:
-            raise ReidentificationError(f"no re-identification request {request_id}")
-        approvals = tuple(
-            officer
-            for (officer,) in self._db.execute(
-                "SELECT officer FROM reid_approvals WHERE request_id = ? ORDER BY approved_at",
-                (request_id,),
-            )
-        )
-        return ReidRequest(
-            request_id=row[0],
-            subscriber=row[1],
-            requested_by=row[2],
-            domain=row[3],
-            pseudonym=row[4],
-            reason=row[5],
-            case_ref=row[6],
-            requested_at=datetime.fromisoformat(row[7]),
-            expires_at=datetime.fromisoformat(row[8]),
-            state=row[9],
-            approvals=approvals,
-        )
+        return self._requests.get(request_id)
 
     def list_requests(self, state: str | None = None) -> list[ReidRequest]:
-        ids = [
-            rid
-            for (rid,) in self._db.execute(
-                "SELECT request_id FROM reid_requests WHERE ? IS NULL OR state = ? "
-                "ORDER BY requested_at",
-                (state, state),
-            )
-        ]
-        return [self.get(rid) for rid in ids]
+        return [self._requests.get(rid) for rid in self._requests.ids(state)]
 
     def audit_trail(self, request_id: str | None = None) -> list[AuditEvent]:
-        rows = self._db.execute(
-            "SELECT seq, at, event, request_id, actor, detail FROM reid_audit "
-            "WHERE ? IS NULL OR request_id = ? ORDER BY seq",
-            (request_id, request_id),
-        ).fetchall()
-        return [AuditEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return self._trail.events(request_id)
 
     def verify_audit(self) -> list[int]:
-        """Sequence numbers of audit rows whose hash chain is broken; empty means intact."""
-        broken: list[int] = []
-        previous = _GENESIS
-        for seq, at, event, rid, actor, detail, prev_hash, digest in self._db.execute(
-            "SELECT seq, at, event, request_id, actor, detail, prev_hash, hash "
-            "FROM reid_audit ORDER BY seq"
-        ):
-            if prev_hash != previous or digest != _chain(prev_hash, at, event, rid, actor, detail):
-                broken.append(seq)
-            previous = digest
-        return broken
+        """Sequence numbers of audit rows where the hash chain breaks; empty means intact."""
+        return self._trail.verify()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -393,12 +273,12 @@ class Reidentification:
             request = self.get(request_id)
         except ReidentificationError:
             self._refuse_step(refused_event, request_id, actor, {}, "no such request")
-        if request.state in ("pending", "approved") and self._clock() > request.expires_at:
+        if request.state in OPEN_STATES and self._clock() > request.expires_at:
             with self._write(if_closed=(refused_event, request_id, actor)):
                 self._set_state(request_id, "expired")
                 self._audit("expired", request_id, "signalhub", {"what": "request"})
             request = self.get(request_id)
-        if request.state not in ("pending", "approved"):
+        if request.state not in OPEN_STATES:
             self._refuse_step(
                 refused_event,
                 request_id,
@@ -409,27 +289,10 @@ class Reidentification:
         return request
 
     def _valid_approvals(self, request_id: str) -> set[str]:
-        now = _iso(self._clock())
-        return {
-            officer
-            for (officer,) in self._db.execute(
-                "SELECT officer FROM reid_approvals WHERE request_id = ? AND expires_at >= ?",
-                (request_id, now),
-            )
-        }
+        return self._requests.valid_approvals(request_id, self._clock())
 
     def _set_state(self, request_id: str, state: str) -> None:
-        """Move a still open request to ``state``; :class:`_ClosedMeanwhileError` if it is not.
-
-        The caller checked that it was open before its transaction; another process may have
-        closed it since, and only this check runs under the write lock."""
-        changed = self._db.execute(
-            "UPDATE reid_requests SET state = ? "
-            "WHERE request_id = ? AND state IN ('pending', 'approved')",
-            (state, request_id),
-        ).rowcount
-        if changed != 1:
-            raise _ClosedMeanwhileError(request_id)
+        self._requests.set_state(request_id, state)
 
     @contextmanager
     def _write(self, *, if_closed: tuple[str, str, str] | None = None) -> Iterator[None]:
@@ -447,7 +310,7 @@ class Reidentification:
         except BaseException as exc:
             if self._db.in_transaction:  # a failed COMMIT may already have rolled back
                 self._db.execute("ROLLBACK")
-            if isinstance(exc, _ClosedMeanwhileError) and if_closed is not None:
+            if isinstance(exc, ClosedMeanwhileError) and if_closed is not None:
                 event, request_id, actor = if_closed
                 why = "the request was closed by another step meanwhile"
                 self._refuse_step(event, request_id, actor, {}, why)
@@ -468,36 +331,8 @@ class Reidentification:
     def _audit(
         self, event: str, request_id: str | None, actor: str, detail: dict[str, object]
     ) -> None:
-        """Append one hash-chained event; only inside :meth:`_write`, which reads the last hash
-        and inserts under one write lock."""
-        row = self._db.execute("SELECT hash FROM reid_audit ORDER BY seq DESC LIMIT 1").fetchone()
-        previous = row[0] if row else _GENESIS
-        at = _iso(self._clock())
-        body = json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
-        self._db.execute(
-            "INSERT INTO reid_audit (at, event, request_id, actor, detail, prev_hash, hash) "
-            "VALUES (?,?,?,?,?,?,?)",
-            (
-                at,
-                event,
-                request_id,
-                actor,
-                body,
-                previous,
-                _chain(previous, at, event, request_id, actor, body),
-            ),
-        )
-
-
-def _chain(
-    previous: str, at: str, event: str, request_id: str | None, actor: str, detail: str
-) -> str:
-    text = "\0".join([previous, at, event, request_id or "", actor, detail])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+        """Append one event to the trail; only inside :meth:`_write`."""
+        self._trail.append(event, request_id, actor, detail)
 
 
 def open_reidentification(settings: Settings, vault: Vault | None = None) -> Reidentification:
