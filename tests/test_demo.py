@@ -133,22 +133,26 @@ def _expected_rejects() -> set[tuple[str, str]]:
     return expected
 
 
-def test_demo_over_the_samples_writes_every_output_and_leaves_nothing_running(
+def test_demo_writes_every_output_leaves_nothing_running_and_repeats_in_the_same_state_dir(
     tmp_path: Path,
 ) -> None:
+    """A demo over the samples with ``--out``, then a second one in the same state directory.
+
+    One test for both because each run is a whole demo (~18 s of the suite).
+    """
     out = tmp_path / "out"
 
-    result, children = _run_demo(tmp_path, "--out", str(out))
+    first, children = _run_demo(tmp_path, "--out", str(out))
 
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert first.returncode == 0, first.stderr[-3000:]
     _assert_nothing_left(tmp_path, children)
     for name in [*SUBSCRIBERS, "dlq", "rejects", "audit"]:
         assert (out / f"{name}.jsonl").is_file(), name
     for subscriber in SUBSCRIBERS:
-        assert f"== {subscriber}: " in result.stdout
+        assert f"== {subscriber}: " in first.stdout
     for section in ("== dead-letter topic:", "== rejects (kept by the connectors):", "== summary"):
-        assert section in result.stdout
-    assert "signals published" in result.stdout
+        assert section in first.stdout
+    assert "signals published" in first.stdout
 
     bsns = _sample_bsns()
     assert len(bsns) > 50
@@ -173,14 +177,14 @@ def test_demo_over_the_samples_writes_every_output_and_leaves_nothing_running(
     assert {row["outcome"] for row in audit} >= {"allow", "deny"}
 
     # The planted pattern: exactly one casework alert, delivered to zvh, without content.
-    section = result.stdout.split("== casework alerts (bundler): ", 1)[1].split("\n== ", 1)[0]
+    section = first.stdout.split("== casework alerts (bundler): ", 1)[1].split("\n== ", 1)[0]
     count, *listed = section.splitlines()
     assert count == "1"
     assert len(listed) == 1
     assert "rule multi_agency_90_days" in listed[0]
     assert "3 signals from politie, schuldhulpverlening, woningcorporatie" in listed[0]
     assert "(debt_signal, nuisance_report)" in listed[0]
-    assert "1 casework alerts" in result.stdout
+    assert "1 casework alerts" in first.stdout
     alerts = [row for row in delivered["zvh"] if row["signal_type"] == "casework_alert"]
     assert len(alerts) == 1
     alert = alerts[0]["record"]["payload"]
@@ -190,6 +194,15 @@ def test_demo_over_the_samples_writes_every_output_and_leaves_nothing_running(
         if name != "zvh":
             assert all(row["signal_type"] != "casework_alert" for row in delivered[name])
     assert alerts[0]["delivery_id"] in allowed
+
+    second, children = _run_demo(tmp_path)
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    _assert_nothing_left(tmp_path, children)
+    summary = [line for line in first.stdout.splitlines() if "decisions:" in line]
+    assert summary
+    assert summary[0] in second.stdout
+    assert "== casework alerts (bundler): 1" in second.stdout
 
 
 def test_demo_with_an_input_directory_runs_those_files_only(tmp_path: Path) -> None:
@@ -237,16 +250,3 @@ def test_demo_with_an_empty_input_directory_fails_with_an_error(tmp_path: Path) 
     assert result.returncode != 0
     assert "Error: no agency files in" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_a_second_demo_in_the_same_state_directory_gives_the_same_result(tmp_path: Path) -> None:
-    first, _ = _run_demo(tmp_path)
-    second, children = _run_demo(tmp_path)
-
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert second.returncode == 0, second.stderr[-3000:]
-    _assert_nothing_left(tmp_path, children)
-    summary = [line for line in first.stdout.splitlines() if "decisions:" in line]
-    assert summary
-    assert summary[0] in second.stdout
-    assert "== casework alerts (bundler): 1" in second.stdout
