@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import pytest
 
+from ast_support import RuntimeVisitor
+
 ROOT = Path(__file__).resolve().parents[1] / "services" / "signalhub"
 PACKAGE = "signalhub"
 MAX_TOP_LEVEL = 25
@@ -59,13 +61,7 @@ def module_paths(root: Path, package: str = PACKAGE) -> dict[str, Path]:
     return found
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-class _Imports(ast.NodeVisitor):
+class _Imports(RuntimeVisitor):
     """Every import statement that can run, and whether it sits inside a function."""
 
     def __init__(self) -> None:
@@ -82,13 +78,6 @@ class _Imports(ast.NodeVisitor):
         self.depth += 1
         self.generic_visit(node)
         self.depth -= 1
-
-    def visit_If(self, node: ast.If) -> None:
-        if _is_type_checking(node.test):
-            for statement in node.orelse:
-                self.visit(statement)
-        else:
-            self.generic_visit(node)
 
     def visit_Import(self, node: ast.Import) -> None:
         self.found.append((node, self.depth > 0))

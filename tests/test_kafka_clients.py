@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ast_support import RuntimeVisitor
 from signalhub.broker.clients import KafkaConnection, new_consumer, new_producer
 from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.broker.reader import assign_topic, drain
@@ -37,12 +38,6 @@ CLIENT_CLASSES = frozenset(
 )
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _dotted(node: ast.expr) -> str:
     """``faust.App`` for ``faust.App``, ``App`` for ``App``, "" for anything else."""
     if isinstance(node, ast.Name):
@@ -53,7 +48,7 @@ def _dotted(node: ast.expr) -> str:
     return ""
 
 
-class _ClientFinder(ast.NodeVisitor):
+class _ClientFinder(RuntimeVisitor):
     """Collects ``(line, what)`` for every way a module could build a Kafka client itself."""
 
     def __init__(self) -> None:
@@ -62,13 +57,6 @@ class _ClientFinder(ast.NodeVisitor):
 
     def _is_client(self, name: str) -> bool:
         return name.rpartition(".")[2] in CLIENT_CLASSES or name in self._faust_apps
-
-    def visit_If(self, node: ast.If) -> None:
-        if _is_type_checking(node.test):
-            for statement in node.orelse:
-                self.visit(statement)
-        else:
-            self.generic_visit(node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         for alias in node.names:
