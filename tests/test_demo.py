@@ -7,6 +7,7 @@ the test tells that the command stopped everything it started.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 from connectors.sample_data import bad_records
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub_support import gemeente_case, new_person, politie_row, write_csv, write_jsonl
 from signalhub.config import load_settings
@@ -49,14 +52,18 @@ def _processes_marked(marker: str) -> set[int]:
     return found
 
 
-def _run_demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[int]]:
+def _run_demo(
+    tmp_path: Path, *args: str, master_key: bytes | None = None, verbose: bool = False
+) -> tuple[subprocess.CompletedProcess[str], set[int]]:
     """Run ``signalhub demo ARGS``; returns the result and the pids it started along the way."""
     state = tmp_path / "state"
     marker = f"SIGNALHUB_STATE_DIR={state}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALHUB_")}
     env["SIGNALHUB_STATE_DIR"] = str(state)
+    if master_key is not None:
+        env["SIGNALHUB_MASTER_KEY"] = master_key.hex()
     process = subprocess.Popen(
-        [sys.executable, "-m", "signalhub", "demo", *args],
+        [sys.executable, "-m", "signalhub", *(["-vv"] if verbose else []), "demo", *args],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -133,19 +140,48 @@ def _expected_rejects() -> set[tuple[str, str]]:
     return expected
 
 
+def _key_forms(key: bytes) -> list[str]:
+    return [
+        key.hex(),
+        key.hex().upper(),
+        base64.b64encode(key).decode(),
+        base64.urlsafe_b64encode(key).decode().rstrip("="),
+    ]
+
+
+def _assert_no_key_in(logs: str, master: bytes) -> None:
+    """Neither the master key nor any pseudonym key derived from it, in any common encoding."""
+    domains = {"signalhub-audit", "zvh-casework", *SUBSCRIBERS}
+    secrets = _key_forms(master)
+    for domain in domains:
+        info = b"signalhub/pseudonym/" + domain.encode() + b"/k1"
+        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
+        secrets += _key_forms(derived)
+    for secret in secrets:
+        assert secret not in logs
+    assert master.hex()[:16] not in logs  # not even a prefix
+
+
 def test_demo_writes_every_output_leaves_nothing_running_and_repeats_in_the_same_state_dir(
     tmp_path: Path,
 ) -> None:
     """A demo over the samples with ``--out``, then a second one in the same state directory.
 
-    One test for both because each run is a whole demo (~18 s of the suite).
+    One test for both because each run is a whole demo (~18 s of the suite). The first run is
+    verbose with a known master key, so it also shows that no key reaches any log.
     """
     out = tmp_path / "out"
+    master = bytes(range(200, 232))
 
-    first, children = _run_demo(tmp_path, "--out", str(out))
+    first, children = _run_demo(tmp_path, "--out", str(out), master_key=master, verbose=True)
 
     assert first.returncode == 0, first.stderr[-3000:]
     _assert_nothing_left(tmp_path, children)
+    logs = first.stdout + first.stderr
+    logs += "".join(p.read_text(errors="replace") for p in (tmp_path / "state").rglob("*.log"))
+    assert "enforcer" in logs
+    assert len(logs) > 1000
+    _assert_no_key_in(logs, master)
     for name in [*SUBSCRIBERS, "dlq", "rejects", "audit"]:
         assert (out / f"{name}.jsonl").is_file(), name
     for subscriber in SUBSCRIBERS:
