@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from kafka import KafkaProducer
 
 from audit_store_support import BACKENDS, StoreHandle, decision, store_handle
+from signalhub.audit.backends import SqliteAuditStore
 from signalhub.audit.ingest import AuditIngestor, audit_registry
 from signalhub.audit.record import audit_entry, load_audit_schema
 from signalhub.broker.embedded import EmbeddedBroker
@@ -139,3 +142,48 @@ def test_an_entry_holds_every_decision_of_its_signal_and_old_single_records_stil
     assert (report.read, report.decisions, report.inserted, report.undecodable) == (2, 4, 4, [])
     stored = [row[1] for row in snapshot(handle)]
     assert stored == [d["decision_id"] for d in [*three, old]]
+
+
+def test_a_steady_trickle_is_stored_while_it_lasts_not_only_when_it_stops(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[..., str],
+    name_factory: Callable[[str], str],
+    registry: SchemaRegistry,
+) -> None:
+    """One record every 100 ms never leaves the topic idle for the ingester's idle time."""
+    topic = topic_factory("audit")
+    group = name_factory("g")
+    stop = threading.Event()
+    producing = threading.Event()
+    producing.set()
+    seen: list[tuple[int, bool]] = []  # (records read so far, still producing)
+
+    def follow() -> None:
+        with SqliteAuditStore(tmp_path / "audit.sqlite") as store:  # opened where it is used
+            AuditIngestor(store, registry, broker.bootstrap_servers, group=group, topic=topic).run(
+                follow=True,
+                stop=stop,
+                on_batch=lambda report: seen.append((report.read, producing.is_set())),
+            )
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    schema = load_audit_schema(load_settings().schemas_dir)
+    try:
+        for n in range(1, 31):
+            record = decision(n)
+            entry = audit_entry(record["signal_id"], [record])
+            producer.send(topic, value=codec.encode(registry, schema, entry)).get(timeout=10)
+            time.sleep(0.1)
+        producing.clear()
+        deadline = time.monotonic() + 10
+        while (not seen or seen[-1][0] < 30) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        producer.close()
+        stop.set()
+        follower.join(timeout=30)
+    assert [read for read, live in seen if live], f"nothing stored while records came: {seen}"
+    assert seen[-1][0] == 30

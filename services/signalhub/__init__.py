@@ -18,6 +18,8 @@ from signalhub.errors import (
     ReidentificationError,
     SchemaError,
     SignalhubError,
+    StateWriteError,
+    StoreUnavailableError,
     UnknownSchemaError,
     ValidationError,
 )
@@ -37,6 +39,8 @@ __all__ = [
     "SchemaError",
     "Settings",
     "SignalhubError",
+    "StateWriteError",
+    "StoreUnavailableError",
     "UnknownSchemaError",
     "ValidationError",
     "__version__",

@@ -7,6 +7,9 @@ what happened and what to do next, and never contain a clear identifier or a key
     SignalhubError                  root; the CLI prints it as "Error: ..." and exits non-zero
     ├── ConfigError                 a setting is missing or invalid (names the setting)
     ├── BrokerError                 the embedded broker cannot start, or Kafka is unreachable
+    ├── StoreUnavailableError       a database the hub writes cannot be reached now (retry)
+    │   └── StateWriteError         a state file (vault, bundler state) cannot be written: disk
+    │                               full, read-only, I/O error; the role exits to be restarted
     ├── SchemaError                 a schema file is invalid, or a change is incompatible
     │   └── UnknownSchemaError      bytes carry a fingerprint / type the registry does not know
     ├── RecordError                 one record cannot be processed (goes to rejects or the DLQ)
@@ -33,6 +36,8 @@ __all__ = [
     "ReidentificationError",
     "SchemaError",
     "SignalhubError",
+    "StateWriteError",
+    "StoreUnavailableError",
     "UnknownSchemaError",
     "ValidationError",
 ]
@@ -48,6 +53,25 @@ class ConfigError(SignalhubError):
 
 class BrokerError(SignalhubError):
     """The embedded broker cannot start or Kafka cannot be reached."""
+
+
+class StoreUnavailableError(SignalhubError):
+    """A database the hub writes (the audit store) cannot be reached or written right now.
+
+    Transient by nature (PostgreSQL restarting, SQLite locked, a disk full): the caller retries
+    with backoff or exits so that its supervisor restarts it; nothing it had read is lost.
+    """
+
+
+class StateWriteError(StoreUnavailableError):
+    """A state file under the state directory cannot be written (disk full, read-only, I/O error).
+
+    The hub's fault, never the record's: nothing is dead-lettered; the role exits with
+    :attr:`exit_code` before it commits, and the records are processed again after its restart.
+    """
+
+    #: ``EX_IOERR`` of sysexits.h: the role exits with it so its supervisor can tell why.
+    exit_code: int = 74
 
 
 class SchemaError(SignalhubError):

@@ -143,9 +143,15 @@ class AuditStore(ABC):
     placeholder = "?"
     #: What a backend appends to the head select to lock it for the transaction.
     lock_clause = ""
+    #: A statement that makes schema creation wait for another process doing it (PostgreSQL's
+    #: ``CREATE TABLE IF NOT EXISTS`` fails against a concurrent one; SQLite's ``BEGIN
+    #: IMMEDIATE`` already serialises it).
+    schema_lock = ""
 
     def __init__(self) -> None:
         with self._write() as cursor:
+            if self.schema_lock:
+                cursor.execute(self.schema_lock)
             for statement in _SCHEMA:
                 cursor.execute(statement)
 

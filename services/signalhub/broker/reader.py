@@ -67,13 +67,19 @@ def assign_topic(
 
 
 def assign_topics(
-    consumer: KafkaConsumer, topics: Iterable[str], *, from_committed: bool = False
+    consumer: KafkaConsumer,
+    topics: Iterable[str],
+    *,
+    from_committed: bool = False,
+    timeout_ms: int | None = None,
 ) -> list[TopicPartition]:
     """Assign every partition of ``topics``; start at the beginning, or at the group's offsets.
 
     With ``from_committed`` each partition resumes at its consumer group's committed offset (the
     beginning when there is none): for readers that keep their position as group offsets but
-    assign partitions themselves, because a group join takes seconds on tansu.
+    assign partitions themselves, because a group join takes seconds on tansu. With
+    ``timeout_ms`` a committed-offset fetch that takes longer raises ``KafkaTimeoutError``
+    (without it, it waits for the broker as long as it takes).
     """
     assigned = [
         TopicPartition(topic, p)
@@ -82,7 +88,7 @@ def assign_topics(
     ]
     consumer.assign(assigned)
     for tp in assigned:
-        committed = consumer.committed(tp) if from_committed else None
+        committed = consumer.committed(tp, timeout_ms=timeout_ms) if from_committed else None
         if committed is None:
             consumer.seek_to_beginning(tp)
         else:
