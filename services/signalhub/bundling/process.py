@@ -8,14 +8,15 @@ alerts the batch produced, and only then commits the offsets past the batch:
          -> commit offsets
 
 A crash anywhere re-reads at most the last batch (idempotent on ``signal_id``) and re-publishes
-at most the alerts not yet marked sent (same signal id). Partitions are assigned by the process
-itself, positioned at the group's committed offsets (no group join: one bundler per hub).
+at most the alerts not yet marked sent (same signal id). A state file it cannot write ends the
+process (exit code 74, one log line) before the offsets are committed. Partitions are assigned
+by the process itself, positioned at the group's committed offsets (no group join: one bundler
+per hub).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from typing import Any
 
@@ -30,10 +31,12 @@ from signalhub.bundling.store import BundleStore, store_path
 from signalhub.config import Settings
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.enforcer.outputs import SourceRecord
+from signalhub.errors import StateWriteError
 from signalhub.policy.engine import EmbeddedPolicyEngine
 from signalhub.pseudonym.keys import load_key_ring
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema.registry import SchemaRegistry
+from signalhub.shutdown import stop_on_signals
 
 __all__ = ["BATCH_SIZE", "bundler_topics", "run_bundler"]
 
@@ -51,8 +54,20 @@ def bundler_topics(registry: SchemaRegistry) -> list[str]:
 def run_bundler(
     settings: Settings, bootstrap_servers: str, stop: threading.Event | None = None
 ) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop``); blocks."""
-    stop = stop or _stop_on_signals()
+    """Run until SIGTERM/SIGINT (or ``stop``); blocks.
+
+    When its state file cannot be written (:class:`StateWriteError`: disk full, read-only, I/O
+    error) it logs one line and exits with the error's exit code (74), the batch uncommitted, so
+    that the supervisor restarts it and the batch is read again.
+    """
+    try:
+        _run(settings, bootstrap_servers, stop or stop_on_signals())
+    except StateWriteError as exc:
+        logger.critical("%s; exiting so the supervisor restarts the bundler", exc)
+        raise SystemExit(exc.exit_code) from None
+
+
+def _run(settings: Settings, bootstrap_servers: str, stop: threading.Event) -> None:
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
     topics = bundler_topics(registry)
     create_topics(bootstrap_servers, topics, partitions=settings.partitions)
@@ -115,15 +130,3 @@ def _offsets(messages: list[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
         tp = TopicPartition(message.topic, message.partition)
         offsets[tp] = OffsetAndMetadata(message.offset + 1, "", -1)
     return offsets
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        logger.info("signal %d: stopping after the current batch", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop

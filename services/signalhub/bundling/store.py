@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from signalhub.bundling.subjects import Subject
+from signalhub.errors import StateWriteError
 
 __all__ = ["Alert", "BundleStore", "Contribution", "store_path"]
 
@@ -83,12 +84,17 @@ class BundleStore:
     other processes see committed state while the bundler writes)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateWriteError(
+                f"bundler state cannot be opened: {_cause(exc)} — {path}"
+            ) from exc
 
     def close(self) -> None:
         self._db.close()
@@ -101,14 +107,27 @@ class BundleStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic unit: everything inside is committed together or not at all."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One atomic unit: everything inside is committed together or not at all.
+
+        A write the file refuses (disk full, read-only, I/O error) raises
+        :class:`StateWriteError`: nothing of the unit is kept, and the caller must not commit
+        the offsets it read.
+        """
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                # SQLite may already have rolled back (after SQLITE_FULL); a failed COMMIT has not.
+                if self._db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StateWriteError(
+                f"bundler state write failed: {_cause(exc)} — {self.path}"
+            ) from exc
 
     # -- signals and bundles ------------------------------------------------------------------
 
@@ -233,6 +252,13 @@ class BundleStore:
     def execute(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """For the hit/no-hit log (same file, same connection discipline)."""
         return list(self._db.execute(sql, parameters).fetchall())
+
+
+def _cause(exc: BaseException) -> str:
+    """SQLite's message, or the OS error without its path (the path is said once, after it)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 def _alert(row: tuple[object, ...]) -> Alert:

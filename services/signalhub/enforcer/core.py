@@ -19,8 +19,11 @@ Error policy, in one place (:meth:`Enforcement.process`):
                                                                 (a bug: logged with where it
                                                                 happened, never a crash loop; the
                                                                 record is replayable after a fix)
-Errors outside record processing (the producer, the broker) crash the worker instead, before
-the offset is committed, so the record is processed again after the restart.
+    StateWriteError (the vault cannot be written)            -> raised, never dead-lettered
+Errors outside record processing (the producer, the broker) and a StateWriteError (the hub's
+fault, not the record's) crash the worker instead, before the offset is committed, so the record
+is processed again after the restart. :meth:`Enforcement.process_batch` returns a batch's outputs
+only once the vault holds every pseudonym they carry.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 from signalhub.audit import record as audit_record
 from signalhub.enforcer.intake import accept
@@ -49,7 +53,7 @@ from signalhub.enforcer.projection import (
     plan_projection,
     project_payload,
 )
-from signalhub.errors import PolicyError, RecordError
+from signalhub.errors import PolicyError, RecordError, StateWriteError
 from signalhub.policy.decision import Decision, build_input
 from signalhub.policy.engine import PolicyEngine
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
@@ -60,6 +64,7 @@ from signalhub.types import AvroSchema, Record
 from signalhub.wire import AUDIT_TOPIC, VIEW_SCHEMAS_TOPIC, canonical_json, delivery_id
 
 __all__ = [
+    "BufferedPseudonymSink",
     "Enforcement",
     "Output",
     "SourceRecord",
@@ -68,11 +73,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+@runtime_checkable
+class BufferedPseudonymSink(PseudonymSink, Protocol):
+    """A sink that buffers what it is told; :meth:`flush` makes it durable or raises."""
+
+    def flush(self) -> None: ...
+
+
 class Enforcement:
     """Decide and project signals for their subscribers; no I/O, the caller produces the outputs.
 
-    ``pseudonym_sink`` is told of every pseudonym issued (the re-identification vault; its
-    ``record`` does the I/O, so a sink that buffers must be flushed by the caller).
+    ``pseudonym_sink`` is told of every pseudonym issued (the re-identification vault); a
+    :class:`BufferedPseudonymSink` is flushed by :meth:`process_batch` before it returns.
     ``leak_guard`` scans every delivery before it is encoded (:mod:`signalhub.enforcer.leak_guard`).
     ``observer`` is told, once per record, what it came to (:mod:`signalhub.enforcer.observer`).
     """
@@ -105,21 +117,27 @@ class Enforcement:
         self.stats = Stats()
 
     @property
-    def pseudonym_sink(self) -> PseudonymSink | None:
-        """The sink given at construction, so the edge can flush it before committing."""
-        return self._sink
-
-    @property
     def policy(self) -> PolicyEngine:
         """The policy engine deciding for this core (the edge switches published versions)."""
         return self._policy
 
+    def process_batch(self, records: Sequence[SourceRecord]) -> list[Output]:
+        """Everything to produce for a batch, in order, once the sink has recorded (flushed) every
+        pseudonym in it. On :class:`StateWriteError` produce and commit nothing of the batch."""
+        outputs = [output for record in records for output in self.process(record)]
+        if isinstance(self._sink, BufferedPseudonymSink):
+            self._sink.flush()
+        return outputs
+
     def process(self, record: SourceRecord) -> list[Output]:
-        """Everything to produce for one source record, in order (view schemas first)."""
+        """Everything to produce for one record, in order (view schemas first); not yet safe to
+        produce with a buffering sink, whose pseudonyms :meth:`process_batch` records first."""
         started = time.perf_counter()
         outcome = RecordOutcome()
         try:
             outputs = self._process(record, outcome)
+        except StateWriteError:
+            raise  # the hub cannot record what it would disclose: stop, never dead-letter
         except Exception as exc:  # the error policy: a bug in one record must not stop the rest
             where = _where_it_failed(exc)
             logger.error(

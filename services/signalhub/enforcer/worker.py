@@ -15,13 +15,24 @@ role's composition root. Two adjustments at the edge, both because of the embedd
 At-least-once: outputs are handed to the producer before the event is acknowledged, and faust
 flushes the producer before it commits offsets, so a crash re-processes (same ``delivery_id``)
 but never loses a signal.
+
+Pseudonyms before deliveries: a batch's outputs are produced only after the vault has recorded
+every pseudonym they carry (:meth:`~signalhub.enforcer.core.Enforcement.process_batch`). When it
+cannot (:class:`~signalhub.errors.StateWriteError`: disk full, read-only, I/O error) the worker
+logs one line and leaves at once with ``os._exit`` (exit code 74), like a killed worker: nothing
+of the batch produced, nothing committed, so the supervisor's restart processes it again. Not
+through faust's crash path: ``take_events`` acknowledges the failing batch in its ``finally``
+and faust's shutdown commits acknowledged offsets, which would skip the batch for good; that
+shutdown also waits on timeouts of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 import mode
@@ -31,8 +42,8 @@ from signalhub.broker.clients import KafkaConnection, new_faust_app
 from signalhub.config import Settings
 from signalhub.enforcer.core import Enforcement
 from signalhub.enforcer.outputs import SourceRecord
+from signalhub.errors import StateWriteError
 from signalhub.policy.switch import PolicyWatcher, SwitchablePolicy
-from signalhub.pseudonym.vault import VaultSink
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import load_subscriptions, subscribers
 from signalhub.wire import (
@@ -95,29 +106,39 @@ def build_enforcer_app(
     @app.agent(signal_topics, name="enforce", supervisor_strategy=mode.CrashingSupervisor)
     async def enforce(stream: Any) -> AsyncIterator[None]:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
-            await _enforce_batch(app, enforcement, events)
+            try:
+                await _enforce_batch(app, enforcement, events)
+            except StateWriteError as exc:
+                _exit_on_state_write_failure(exc)
             yield None
 
     return app
 
 
+def _exit_on_state_write_failure(exc: StateWriteError) -> NoReturn:
+    """Log why in one line and leave now, without faust's shutdown (see the module doc)."""
+    logger.critical("%s; exiting so the supervisor restarts this worker", exc)
+    logging.shutdown()  # flush every handler: os._exit skips that
+    sys.stderr.flush()
+    os._exit(exc.exit_code)
+
+
 async def _enforce_batch(app: faust.App, enforcement: Enforcement, events: Sequence[Any]) -> None:
-    """Hand every output of every event to the producer; faust flushes before it commits."""
+    """Hand every output of the batch to the producer once the vault holds its pseudonyms.
+
+    faust flushes the producer before it commits the offsets.
+    """
     producer = app.producer
     delivered_before = sum(enforcement.stats.deliveries.values())
     dead_before = sum(enforcement.stats.dead_letters.values())
-    for event in events:
-        message = event.message
-        record = SourceRecord(
-            message.topic, message.partition, message.offset, message.key, message.value
+    records = [
+        SourceRecord(m.topic, m.partition, m.offset, m.key, m.value)
+        for m in (event.message for event in events)
+    ]
+    for output in enforcement.process_batch(records):
+        await producer.send(
+            output.topic, output.key, output.value, None, None, list(output.headers)
         )
-        for output in enforcement.process(record):
-            await producer.send(
-                output.topic, output.key, output.value, None, None, list(output.headers)
-            )
-    sink = enforcement.pseudonym_sink
-    if isinstance(sink, VaultSink):
-        sink.flush()  # the vault holds every pseudonym before the offsets that issued it commit
     logger.info(
         "%s: %d signals, %d deliveries, %d dead letters",
         _offset_ranges(events),

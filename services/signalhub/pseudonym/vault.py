@@ -16,6 +16,7 @@ in the same file (:mod:`signalhub.pseudonym.reidentify`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -27,7 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from signalhub.config import Settings
-from signalhub.errors import KeyProviderError, SignalhubError
+from signalhub.errors import KeyProviderError, SignalhubError, StateWriteError
 from signalhub.pseudonym.keys import read_owner_only
 from signalhub.pseudonym.pseudonyms import pseudonym_key_version
 
@@ -119,17 +120,20 @@ class Vault:
     def __init__(self, path: Path, key: bytes) -> None:
         if len(key) != VAULT_KEY_BYTES:
             raise KeyProviderError(f"the vault key must be {VAULT_KEY_BYTES} bytes")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
         self._aead = AESGCM(key)
-        self.db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL syncs the WAL at every commit: a written batch survives a process crash and a power
-        # loss. Cheap enough because put_many commits once per batch, not once per row.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA busy_timeout=10000")
-        self.db.executescript(_SCHEMA)
-        os.chmod(path, 0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # FULL syncs the WAL at every commit: a written batch survives a process crash and a
+            # power loss. Cheap enough because put_many commits once per batch, not once per row.
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.executescript(_SCHEMA)
+            os.chmod(path, 0o600)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateWriteError(f"vault cannot be opened: {_cause(exc)} — {path}") from exc
 
     @classmethod
     def open(cls, settings: Settings) -> Vault:
@@ -140,7 +144,11 @@ class Vault:
 
     def put_many(self, rows: list[tuple[str, str, str, str]]) -> None:
         """Store ``(domain, kind, value, pseudonym)`` rows in one transaction, durable when it
-        returns; a known pseudonym keeps its first entry."""
+        returns; a known pseudonym keeps its first entry.
+
+        :class:`StateWriteError` when the file cannot be written (disk full, read-only, I/O
+        error, locked past the busy timeout): then none of the rows is stored.
+        """
         now = datetime.now(UTC).isoformat(timespec="seconds")
         sealed = []
         for domain, kind, value, pseudonym in rows:
@@ -152,15 +160,28 @@ class Vault:
             sealed.append((domain, pseudonym, version, kind, nonce, ciphertext, now))
         # One explicit transaction: the connection is in autocommit mode (isolation_level=None),
         # where ``with self.db`` opens none and each row would be a commit with its own WAL sync.
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.executemany(
-                "INSERT OR IGNORE INTO pseudonyms VALUES (?, ?, ?, ?, ?, ?, ?)", sealed
-            )
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO pseudonyms VALUES (?, ?, ?, ?, ?, ?, ?)", sealed
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self._roll_back()
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StateWriteError(f"vault write failed: {_cause(exc)} — {self.path}") from exc
+
+    def _roll_back(self) -> None:
+        """End a failed transaction, if SQLite has not already (it may after SQLITE_FULL).
+
+        A COMMIT that failed leaves the transaction open; without this the next BEGIN would
+        fail with "cannot start a transaction within a transaction" instead of the real cause.
+        """
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
 
     def entry(self, domain: str, pseudonym: str) -> VaultEntry | None:
         row = self.db.execute(
@@ -196,6 +217,13 @@ class Vault:
         self.close()
 
 
+def _cause(exc: BaseException) -> str:
+    """What went wrong, for the operator: SQLite's message, or the OS error without its path."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 def _aad(domain: str, pseudonym: str, kind: str) -> bytes:
     return f"signalhub/vault/v1\0{domain}\0{pseudonym}\0{kind}".encode()
 
@@ -203,31 +231,35 @@ def _aad(domain: str, pseudonym: str, kind: str) -> bytes:
 class VaultSink:
     """The enforcer's pseudonym sink (:class:`~signalhub.enforcer.projection.PseudonymSink`).
 
-    A pseudonym already written by this process is skipped (bounded memory); the buffer is
-    written when it holds ``batch`` rows and on :meth:`flush` — call it after each batch of
-    signals, before the offsets are committed, so that a delivered pseudonym is re-identifiable.
+    Rows are buffered and written in one transaction by :meth:`flush` (or when ``batch`` rows
+    are waiting). The enforcer flushes after each batch of signals and produces the batch's
+    deliveries only once that returned, so no delivery carries a pseudonym the vault lacks; a
+    failed write raises :class:`StateWriteError` and keeps the rows for the next flush. A
+    pseudonym already written by this process is skipped (bounded memory).
     """
 
     def __init__(self, vault: Vault, *, batch: int = 500, remember: int = 200_000) -> None:
         self._vault = vault
         self._batch = batch
         self._remember = remember
-        self._pending: list[tuple[str, str, str, str]] = []
+        self._pending: dict[tuple[str, str], tuple[str, str, str, str]] = {}
         self._written: set[tuple[str, str]] = set()
 
     def record(self, domain: str, kind: str, value: str, pseudonym: str) -> None:
         key = (domain, pseudonym)
-        if key in self._written:
+        if key in self._written or key in self._pending:
             return
-        self._written.add(key)
-        self._pending.append((domain, kind, value, pseudonym))
+        self._pending[key] = (domain, kind, value, pseudonym)
         if len(self._pending) >= self._batch:
             self.flush()
 
     def flush(self) -> None:
+        """Write every buffered row; durable when it returns, :class:`StateWriteError` if not."""
         if self._pending:
-            self._vault.put_many(self._pending)
-            self._pending = []
+            self._vault.put_many(list(self._pending.values()))
+            # Remembered as written only now: after a failed write they are written again.
+            self._written.update(self._pending)
+            self._pending = {}
         if len(self._written) > self._remember:
             self._written.clear()
 
