@@ -31,6 +31,7 @@ BENCHES: dict[str, Bench] = {
     "floor": floor.run,
     "naive": naive.run,
     "signalhub": hub.run,
+    "durable": hub.run_durable,
     "scaling": scaling.run,
     "dryrun": dryrun.run,
 }
@@ -94,6 +95,10 @@ def ratios(rows: list[Row]) -> list[Row]:
     if not hub_rate:
         return []
     found = []
+    durable_rate = value("signalhub durable", "signals/s")
+    if durable_rate:
+        note = "signals/s, the durable broker (tansu on s3rver) vs memory, this run"
+        found.append(Row("ratio", "durable ÷ memory", durable_rate / hub_rate, "x", note))
     for bench, metric, label in (
         ("limit", "records/s", "signalhub ÷ limit"),
         ("framework floor", "records/s", "signalhub ÷ framework floor"),
@@ -108,7 +113,7 @@ def ratios(rows: list[Row]) -> list[Row]:
 
 def render(rows: list[Row]) -> str:
     """The results as an aligned text table."""
-    lines = [f"{'bench':<16} {'metric':<28} {'value':>12} {'unit':<6} note", "-" * 100]
+    lines = [f"{'bench':<18} {'metric':<28} {'value':>12} {'unit':<6} note", "-" * 102]
     for row in rows:
         if row.value is None:
             shown = "—"
@@ -118,7 +123,7 @@ def render(rows: list[Row]) -> str:
             shown = f"{row.value:,.0f}"
         else:
             shown = f"{row.value:.1f}"
-        lines.append(f"{row.bench:<16} {row.metric:<28} {shown:>12} {row.unit:<6} {row.note}")
+        lines.append(f"{row.bench:<18} {row.metric:<28} {shown:>12} {row.unit:<6} {row.note}")
     return "\n".join(lines)
 
 

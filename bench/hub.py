@@ -46,7 +46,7 @@ from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions
 from signalhub.wire import AUDIT_TOPIC, delivery_id
 
-__all__ = ["Throughput", "enforcers", "run", "throughput"]
+__all__ = ["Throughput", "enforcers", "run", "run_durable", "throughput"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,14 @@ class Throughput:
         return self.deliveries / self.seconds
 
 
-def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:
-    with scratch_dir("hub") as scratch, EmbeddedBroker() as broker:
+def run(mode: Mode, registry: SchemaRegistry, *, durable: bool = False) -> list[Row]:
+    """The rows of bench ``signalhub``; with ``durable``, of ``signalhub durable``: the same
+    workload on the durable embedded broker (tansu on s3rver over a scratch directory)."""
+    bench = "signalhub durable" if durable else "signalhub"
+    with (
+        scratch_dir("hub") as scratch,
+        EmbeddedBroker(data_dir=scratch / "broker" if durable else None) as broker,
+    ):
         settings = bench_settings(scratch)
         bootstrap = broker.bootstrap_servers
         subscriptions = by_signal_type(load_subscriptions(settings.subscriptions_file))
@@ -98,9 +104,9 @@ def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:
     }
     latency = {"rate_per_s": round(rate), "signals": len(paced), "deliveries": len(to_consumer)}
     return [
-        Row("signalhub", "signals/s", result.signals_per_s, "sig/s", "1 worker", facts),
+        Row(bench, "signals/s", result.signals_per_s, "sig/s", "1 worker", facts),
         Row(
-            "signalhub",
+            bench,
             "deliveries/s",
             result.deliveries_per_s,
             "del/s",
@@ -108,7 +114,7 @@ def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:
             f"{result.decisions / result.signals:.2f} audited decisions per signal",
         ),
         Row(
-            "signalhub",
+            bench,
             "latency p50",
             percentile(to_consumer, 50),
             "ms",
@@ -116,7 +122,7 @@ def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:
             latency,
         ),
         Row(
-            "signalhub",
+            bench,
             "latency p99",
             percentile(to_consumer, 99),
             "ms",
@@ -124,15 +130,20 @@ def run(mode: Mode, registry: SchemaRegistry) -> list[Row]:
             latency,
         ),
         Row(
-            "signalhub",
+            bench,
             "hand-over p99",
             percentile(to_record, 99),
             "ms",
             "publish -> delivery record timestamp (no subscriber fetch wait)",
             latency,
         ),
-        Row("signalhub", "peak RSS", rss, "MB", "enforcer process VmHWM"),
+        Row(bench, "peak RSS", rss, "MB", "enforcer process VmHWM"),
     ]
+
+
+def run_durable(mode: Mode, registry: SchemaRegistry) -> list[Row]:
+    """Bench ``signalhub durable``: :func:`run` on the durable embedded broker."""
+    return run(mode, registry, durable=True)
 
 
 def create_hub_topics(settings: Settings, bootstrap: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 
+from process_support import alive, wait_until
 from signalhub.broker.admin import create_topics
 from signalhub.broker.connect import advertise, connect
 from signalhub.broker.embedded import EmbeddedBroker, free_port
@@ -25,24 +26,6 @@ from signalhub.errors import BrokerError
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _accepts(port: int) -> bool:
@@ -85,7 +68,7 @@ def test_broker_serves_kafka_on_loopback_and_stop_leaves_nothing_behind() -> Non
         assert pid is not None
         assert os.getpgid(pid) == pid, "the broker must lead its own process group"
         assert _topics(broker.bootstrap_servers) == set()
-    assert not _alive(pid)
+    assert not alive(pid)
     assert not _accepts(int(port))
     assert broker.pid is None
 
@@ -135,7 +118,7 @@ def test_a_broker_that_never_answers_times_out_and_is_killed(tmp_path: Path) -> 
     with pytest.raises(BrokerError, match=r"(?s)did not answer.*stuck"):
         EmbeddedBroker(binary=binary, start_timeout_s=1).start()
     assert time.monotonic() - started < 10
-    assert not _alive(int(pid_file.read_text()))
+    assert not alive(int(pid_file.read_text()))
 
 
 def _run_owner(code: str) -> subprocess.Popen[str]:
@@ -164,10 +147,10 @@ def test_the_broker_dies_with_its_parent_even_on_sigkill() -> None:
     try:
         assert owner.stdout is not None
         broker_pid = int(owner.stdout.readline())
-        assert _alive(broker_pid)
+        assert alive(broker_pid)
         owner.send_signal(signal.SIGKILL)
         owner.wait(10)
-        assert _wait_until(lambda: not _alive(broker_pid), 10), "orphaned broker survived"
+        assert wait_until(lambda: not alive(broker_pid), 10), "orphaned broker survived"
     finally:
         owner.kill()
         owner.communicate(timeout=10)
@@ -179,7 +162,7 @@ def test_an_exiting_process_stops_its_broker_through_the_atexit_hook() -> None:
     broker_pid = int(out.split()[0])
     assert owner.returncode == 0
     assert "stopped" in err, err
-    assert _wait_until(lambda: not _alive(broker_pid), 5)
+    assert wait_until(lambda: not alive(broker_pid), 5)
 
 
 def test_the_watchdog_restarts_a_dead_broker_on_the_same_port_and_notifies() -> None:
@@ -208,7 +191,7 @@ def test_without_supervision_a_dead_broker_stays_dead() -> None:
         pid = broker.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        assert _wait_until(lambda: not broker.running, 5)
+        assert wait_until(lambda: not broker.running, 5)
         time.sleep(0.5)
         assert not broker.running
         assert broker.restarts == 0

