@@ -46,12 +46,15 @@ def test_dry_run_of_a_sql_source_does_not_move_the_watermark(tmp_path: Path) -> 
     assert first.output == second.output
 
 
-def test_without_kafka_the_run_stops_with_what_to_do(tmp_path: Path) -> None:
+def test_without_a_hub_the_run_stops_with_what_to_do(tmp_path: Path) -> None:
+    env = ENV | {"SIGNALHUB_STATE_DIR": str(tmp_path / "state")}
     result = CliRunner().invoke(
-        connector_group, ["run", "politie", "--rejects", str(tmp_path / "r.jsonl")], env=ENV
+        connector_group, ["run", "politie", "--rejects", str(tmp_path / "r.jsonl")], env=env
     )
     assert result.exit_code == 1
-    assert "Error: no Kafka to publish to — pass --bootstrap-servers" in result.output
+    assert "Error: no running hub found" in result.output
+    assert "start one with `signalhub up`" in result.output
+    assert not (tmp_path / "r.jsonl").exists()  # stopped before reading a record
 
 
 def test_an_unknown_connector_lists_the_known_ones() -> None:

@@ -14,7 +14,7 @@ from signalhub.broker.embedded import EmbeddedBroker
 from signalhub.config import Settings, load_settings
 from signalhub.delivery.cli import subscribe, subscriber_group
 from signalhub.delivery.secrets import SubscriberSecrets
-from signalhub.errors import ConfigError
+from signalhub.errors import BrokerError
 from signalhub.wire import VIEW_SCHEMAS_TOPIC
 
 pytestmark = pytest.mark.integration
@@ -81,8 +81,9 @@ def test_subscriber_token_refuses_an_unknown_subscriber(tmp_path: Path) -> None:
     assert not SubscriberSecrets.from_settings(settings).path.exists()
 
 
-def test_subscribe_without_bootstrap_servers_says_what_to_set(tmp_path: Path) -> None:
+def test_subscribe_without_a_hub_says_what_to_set(tmp_path: Path) -> None:
     settings = _settings(tmp_path, "gemeente")  # embedded mode: no hub Kafka to read from
     result = CliRunner().invoke(subscribe, ["gemeente"], obj=settings)
-    assert isinstance(result.exception, ConfigError)
+    assert isinstance(result.exception, BrokerError)
+    assert "no running hub found" in str(result.exception)
     assert "SIGNALHUB_BOOTSTRAP_SERVERS" in str(result.exception)

@@ -7,6 +7,7 @@ settings, builds the source, publisher and reject file, and turns a
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -67,7 +68,11 @@ def list_command() -> None:
     help="JSON Lines file the rejected records are appended to "
     "(default: <state dir>/rejects/<name>.jsonl).",
 )
-@click.option("--bootstrap-servers", default=None, help="Kafka to publish to.")
+@click.option(
+    "--bootstrap-servers",
+    default=None,
+    help="Kafka to publish to (default: SIGNALHUB_BOOTSTRAP_SERVERS, else the running hub's).",
+)
 @click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -83,7 +88,13 @@ def run_command(
     state: Path | None,
     dry_run: bool,
 ) -> None:
-    """Run connector NAME once over its source: publish what maps, reject what does not."""
+    """Run connector NAME once over its source: publish what maps, reject what does not.
+
+    Publishes to the Kafka in --bootstrap-servers or SIGNALHUB_BOOTSTRAP_SERVERS, or to the
+    embedded broker of a running ``signalhub up`` (the same state directory).
+    """
+    from signalhub.broker.connect import connect
+
     settings = current_settings()
     try:
         definitions = load_definitions(settings.connectors_dir)
@@ -96,21 +107,17 @@ def run_command(
         where = location or _sample_location(definition, settings)
         source = open_source(definition, where, state or settings)
         reject_file = rejects or settings.state_dir / "rejects" / f"{name}.jsonl"
-        servers = bootstrap_servers or settings.bootstrap_servers
-        publisher: Publisher
-        if dry_run:
-            publisher = CollectingPublisher()
-        elif not servers:
-            raise ConnectorError(
-                "no Kafka to publish to — pass --bootstrap-servers or set "
-                "SIGNALHUB_BOOTSTRAP_SERVERS (or use --dry-run to check the mapping only)"
-            )
-        else:
-            publisher = KafkaPublisher(servers, client_id=f"signalhub-connector-{name}")
-        try:
+        if bootstrap_servers:
+            settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
+        with contextlib.ExitStack() as stack:
+            publisher: Publisher
+            if dry_run:
+                publisher = CollectingPublisher()
+            else:
+                servers = stack.enter_context(connect(settings, require_hub=True))
+                publisher = KafkaPublisher(servers, client_id=f"signalhub-connector-{name}")
+            stack.callback(publisher.close)
             report = _run(definition, registry, publisher, source, reject_file, settings, dry_run)
-        finally:
-            publisher.close()
     except SignalhubError as exc:
         fail(exc)
     verb = "mapped (dry run)" if dry_run else "published"

@@ -13,12 +13,11 @@ import json
 
 import click
 
-from signalhub.broker.connect import advertised_broker
+from signalhub.broker.connect import connect
 from signalhub.cli import current_settings
 from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import DeliveredRecord, read_deliveries
 from signalhub.delivery.secrets import SubscriberSecrets
-from signalhub.errors import ConfigError
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import load_subscriptions, subscribers
 
@@ -82,15 +81,12 @@ def subscribe(name: str, from_beginning: bool, as_json: bool, dedupe: bool, idle
     ``signalhub up`` (the same state directory).
     """
     settings = current_settings()
-    if settings.embedded and advertised_broker(settings) is None:
-        # A broker started here would be a new, empty one: there would be nothing to show.
-        raise ConfigError(
-            "no running hub found — start `signalhub up` (same SIGNALHUB_STATE_DIR) or set "
-            "SIGNALHUB_BOOTSTRAP_SERVERS to the hub's Kafka, and retry"
-        )
-    bootstrap = settings.bootstrap_servers or str(advertised_broker(settings))
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
-    with ViewSchemaCatalog(bootstrap, registry) as catalog:
+    # A broker started here would be a new, empty one: there would be nothing to show.
+    with (
+        connect(settings, require_hub=True) as bootstrap,
+        ViewSchemaCatalog(bootstrap, registry) as catalog,
+    ):
         catalog.refresh()
         for delivered in read_deliveries(
             bootstrap,

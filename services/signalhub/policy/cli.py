@@ -112,8 +112,12 @@ def test_command(policies_dir: Path | None, rego_only: bool, verbose: bool) -> N
 @click.option("--traffic", default="topic", help="A JSONL file of decoded signals, or 'topic'.")
 @click.option("--today", help="Decide as of this date (YYYY-MM-DD; default today).")
 def diff_command(candidate: Path, traffic: str, today: str | None) -> None:
-    """Dry-run CANDIDATE against the policy in force on recorded signals; fields that change."""
-    from signalhub.broker.connect import connect
+    """Dry-run CANDIDATE against the policy in force on recorded signals; fields that change.
+
+    With --traffic topic (the default) the signals are read from the Kafka in
+    SIGNALHUB_BOOTSTRAP_SERVERS or from the embedded broker of a running ``signalhub up``.
+    """
+    from signalhub.broker.connect import check_reachable, connect
     from signalhub.policy.diff import diff_policies, read_traffic_file, read_traffic_topics
     from signalhub.policy.engine import EmbeddedPolicyEngine
     from signalhub.policy.lifecycle import policy_in_force
@@ -123,10 +127,12 @@ def diff_command(candidate: Path, traffic: str, today: str | None) -> None:
     after = EmbeddedPolicyEngine.from_dir(candidate)
     day = _today(today)
     if traffic == "topic":
-        with connect(settings) as bootstrap:
+        with connect(settings, require_hub=True) as bootstrap:
             before = policy_in_force(settings, bootstrap)
             signals = list(read_traffic_topics(bootstrap, registry))
     else:
+        if not settings.embedded:
+            check_reachable(settings.bootstrap_servers)
         before = policy_in_force(settings, settings.bootstrap_servers or None)
         signals = list(read_traffic_file(Path(traffic)))
     report = diff_policies(registry, subscriptions, before, after, signals, day)
