@@ -20,6 +20,8 @@ import opa_bindings
 import pytest
 import yaml
 
+from signalhub.apps.roles import CLIENT_ROLES, ROLES
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
@@ -43,7 +45,9 @@ AGENCIES = [
     "jeugdzorg",
     "zvh",
 ]
-HUB_SERVICES = {"enforcer": ["signalhub", "enforcer"], "hub-api": ["signalhub", "serve"]}
+#: The hub's services are exactly the roles `signalhub up` supervises (the broker role is the
+#: embedded mode's; compose runs Apache Kafka instead).
+HUB_SERVICES = {role: ["signalhub", "run", role] for role in CLIENT_ROLES}
 
 
 def _embedded_opa_version() -> str:
@@ -88,9 +92,20 @@ def test_every_service_of_the_topology_is_defined(compose: dict[str, Any]) -> No
         "kafka-init",
         "opa",
         "postgres",
-        "enforcer",
-        "hub-api",
+        *HUB_SERVICES,
     }
+
+
+def test_compose_runs_the_same_roles_as_signalhub_up(compose: dict[str, Any]) -> None:
+    hub_services = {
+        name: service["command"]
+        for name, service in compose["services"].items()
+        if service.get("image") == "signalhub:0.1.0"
+    }
+    assert sorted(hub_services) == sorted(CLIENT_ROLES)
+    assert [r for r in ROLES if r not in CLIENT_ROLES] == ["broker"]
+    for role, command in hub_services.items():
+        assert command == ["signalhub", "run", role]
 
 
 def test_every_image_is_pinned_to_a_version(compose: dict[str, Any]) -> None:
@@ -203,7 +218,7 @@ def test_kafka_init_creates_every_topic_and_user(compose: dict[str, Any]) -> Non
     assert "topic signals.dlq" in script
     assert "topic audit --partitions 1" in script
     users = {s.removeprefix("kafka_password_") for s in _secret_names(init)}
-    assert users == {"connector", "enforcer", "hub-api", *AGENCIES}
+    assert users == {"connector", *CLIENT_ROLES, *AGENCIES}
 
 
 def test_the_signal_types_match_the_schemas_in_the_repository() -> None:
@@ -248,7 +263,7 @@ def _write_secrets(directory: Path) -> None:
         "postgres_password": postgres_password,
         "signalhub_pgpass": f"postgres:5432:signalhub:signalhub:{postgres_password}",
     }
-    for user in ["connector", "enforcer", "hub-api", *AGENCIES]:
+    for user in ["connector", *CLIENT_ROLES, *AGENCIES]:
         files[f"kafka_password_{user}"] = secrets.token_urlsafe(24)
     for name, content in files.items():
         path = directory / name

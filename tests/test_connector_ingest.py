@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from pydantic import SecretStr
 
 from connector_support import definitions, make_runner
 from signalhub.connector import create_ingest_app, tokens_from_env
+from signalhub.errors import BrokerError
 
 TOKEN = "s3cret-politie-token"
 OTHER = "s3cret-gemeente-token"
@@ -26,7 +28,9 @@ GOOD = {
 
 
 class Hub:
-    def __init__(self, max_body_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self, max_body_bytes: int = 64 * 1024, refusal: Callable[[], str | None] | None = None
+    ) -> None:
         politie, self.publisher, self.rejects = make_runner("politie")
         gemeente, _, _ = make_runner("gemeente")
         woningcorporatie, _, _ = make_runner("woningcorporatie")
@@ -35,6 +39,7 @@ class Hub:
             {"politie": politie, "gemeente": gemeente, "woningcorporatie": woningcorporatie},
             tokens,
             max_body_bytes=max_body_bytes,
+            refusal=refusal,
         )
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
@@ -177,3 +182,27 @@ def test_tokens_come_from_the_variables_the_definitions_name() -> None:
     tokens = tokens_from_env(definitions(), environ)
     assert list(tokens) == ["politie"]
     assert tokens["politie"].get_secret_value() == "abc"
+
+
+def test_while_the_hub_refuses_ingest_answers_503_with_the_reason_and_publishes_nothing() -> None:
+    reason = "the broker is down and being restarted; retry in a few seconds"
+    hub = Hub(refusal=lambda: reason)
+    response = hub.post("/ingest/politie", json=GOOD, headers=_auth(TOKEN))
+    assert response.status_code == 503
+    assert response.json() == {"error": "not_accepting", "message": reason}
+    assert response.headers["retry-after"] == "5"
+    assert hub.publisher.sent == []
+    wrong = hub.post("/ingest/politie", json=GOOD, headers=_auth("wrong"))
+    assert wrong.status_code == 403  # the token is checked first: no reasons for strangers
+
+
+def test_a_broker_that_does_not_acknowledge_gives_503_not_500() -> None:
+    hub = Hub()
+
+    def refuse() -> None:
+        raise BrokerError("cannot send to signals.nuisance_report: KafkaTimeoutError")
+
+    hub.publisher.flush = refuse  # type: ignore[method-assign]
+    response = hub.post("/ingest/politie", json=GOOD, headers=_auth(TOKEN))
+    assert response.status_code == 503
+    assert response.json()["error"] == "broker_unavailable"

@@ -101,7 +101,8 @@ def test_lag_comes_to_zero_once_the_enforcer_has_processed_everything(hub: Conso
             assert time.monotonic() < deadline, body
             time.sleep(0.5)
         assert body["ready"] is True
-        assert {c["name"] for c in body["checks"]} == {"broker", "enforcer", "policy"}
+        names = {c["name"] for c in body["checks"]}
+        assert names == {"broker", "enforcer", "policy", "audit store", "audit ingest"}
         assert body["policy_version"].startswith("sha256:")
         assert client.get("/healthz").status_code == 200
         text = client.get("/metrics").text

@@ -37,6 +37,7 @@ _LAZY_COMMANDS = {
     "policy": "signalhub.policy.cli:policy_group",
     "reidentify": "signalhub.pseudonym.cli:reidentify_group",
     "retention": "signalhub.audit.cli:retention_command",
+    "run": "signalhub.apps.cli:run",
     "schemas": "signalhub.schema.cli:schemas_group",
     "serve": "signalhub.apps.cli:serve",
     "status": "signalhub.apps.cli:status",

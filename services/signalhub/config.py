@@ -38,8 +38,21 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=project_root)
     #: Kafka bootstrap servers; empty means: start the embedded broker (tansu) on a free port.
     bootstrap_servers: str = ""
-    #: Where the hub keeps its own state (SQLite stores, key file, broker scratch).
-    state_dir: Path = Path(".signalhub")
+    #: Where the hub keeps its own state (SQLite stores, key file, broker scratch). Default:
+    #: ``<home>/.signalhub``, not relative to the working directory, so that every command run
+    #: from anywhere finds the hub that ``signalhub up`` started (its ``broker.address``).
+    state_dir: Path = Field(
+        default_factory=lambda data: Path(data.get("home") or project_root()) / ".signalhub"
+    )
+    #: Storage of the embedded broker. "memory" (the default) is fast and loses every topic,
+    #: record and offset when the broker stops; ``signalhub up`` says so at every start.
+    #: "durable" keeps them under ``<state_dir>/broker`` (tansu on a local S3-compatible store)
+    #: across any restart, but tansu 0.6.0 slows down as a partition collects batches and stops
+    #: answering fetches at about 1,000 (docs/operations.md), so it is not yet the default.
+    broker_storage: Literal["durable", "memory"] = "memory"
+    #: Loopback port of the embedded broker; 0 = a free port (``signalhub up`` picks one and
+    #: keeps it across broker restarts, so every role reconnects to the same address).
+    embedded_broker_port: int = Field(default=0, ge=0, le=65535)
     #: Master key for pseudonym key derivation. Unset: read from ``key_file``.
     master_key: SecretStr | None = None
     key_file: Path | None = None

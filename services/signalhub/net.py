@@ -16,6 +16,9 @@ __all__ = ["check_port_free"]
 def check_port_free(host: str, port: int) -> None:
     """Fail before anything starts when the HTTP port is taken (uvicorn would fail after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: connections of a previous run in TIME_WAIT do not make it "taken"
+        # (a restarted HTTP role must get its port back at once); a live listener still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

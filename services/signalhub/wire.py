@@ -35,6 +35,7 @@ __all__ = [
     "DELIVERY_TOPIC_PREFIX",
     "DETAIL_HEADER",
     "DLQ_TOPIC",
+    "EPOCH_TOPIC",
     "FAILED_AT_HEADER",
     "FAILED_TOPIC_SUFFIX",
     "FAILURE_ATTEMPTS_HEADER",
@@ -79,10 +80,20 @@ PARKED_TOPIC = "signals.parked"
 BLOCKED_TOPIC = "deliveries.blocked"
 VIEW_SCHEMAS_TOPIC = "schemas.views"
 POLICIES_TOPIC = "policies"
+#: One record naming the broker's epoch: a broker that comes back without it lost its data.
+EPOCH_TOPIC = "signalhub.epoch"
 
 #: Every topic with a fixed name; no signal type or subscriber may take one of these.
 HUB_TOPICS = frozenset(
-    {AUDIT_TOPIC, DLQ_TOPIC, PARKED_TOPIC, BLOCKED_TOPIC, VIEW_SCHEMAS_TOPIC, POLICIES_TOPIC}
+    {
+        AUDIT_TOPIC,
+        DLQ_TOPIC,
+        PARKED_TOPIC,
+        BLOCKED_TOPIC,
+        VIEW_SCHEMAS_TOPIC,
+        POLICIES_TOPIC,
+        EPOCH_TOPIC,
+    }
 )
 
 

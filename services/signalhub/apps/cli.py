@@ -13,12 +13,22 @@ from typing import TYPE_CHECKING
 
 import click
 
+from signalhub.apps.roles import ROLES
 from signalhub.cli import current_settings
 
 if TYPE_CHECKING:
     from signalhub.delivery.reader import DeliveredRecord
 
-__all__ = ["demo", "enforcer", "render_alert", "render_delivery", "serve", "status", "up"]
+__all__ = [
+    "demo",
+    "enforcer",
+    "render_alert",
+    "render_delivery",
+    "run",
+    "serve",
+    "status",
+    "up",
+]
 
 _PAYLOAD_PREVIEW = 6
 
@@ -131,43 +141,65 @@ def _progress(line: str) -> None:
 
 @click.command()
 def up() -> None:
-    """Run the hub until stopped: broker (embedded unless configured), enforcer, HTTP service.
+    """Run the hub until stopped: every role as its own process, supervised.
 
-    The HTTP service on SIGNALHUB_HTTP_HOST:SIGNALHUB_HTTP_PORT serves the ingest endpoint
-    (POST /ingest/<agency>) and the pull API (GET /v1/deliveries). Ctrl-C stops everything.
+    The roles: the embedded broker (unless SIGNALHUB_BOOTSTRAP_SERVERS names a Kafka), the
+    enforcer, the bundler, audit ingest, the webhook pushers and the HTTP service on
+    SIGNALHUB_HTTP_HOST:SIGNALHUB_HTTP_PORT (console, ingest, pull API, /readyz). A role that
+    exits is restarted with backoff; one that keeps exiting stops the hub with its log's tail.
+    Logs: <state_dir>/logs/ROLE.log. Ctrl-C stops everything.
     """
-    from signalhub.apps.serve import run_hub
+    from signalhub.apps.demo import prepare_settings
+    from signalhub.apps.supervisor import Supervisor
+    from signalhub.net import check_port_free
 
-    run_hub(current_settings(), click.echo)
+    settings = prepare_settings(current_settings())
+    check_port_free(settings.http_host, settings.http_port)
+    if settings.embedded and settings.broker_storage == "memory":
+        click.secho(
+            "WARNING: the embedded broker keeps its topics in memory "
+            "(SIGNALHUB_BROKER_STORAGE=memory, the default): a restart of the broker or of "
+            "the hub loses every signal, delivery and audit record it has not yet passed on. "
+            "SIGNALHUB_BROKER_STORAGE=durable keeps them, within the limit in "
+            "docs/operations.md; for production, point SIGNALHUB_BOOTSTRAP_SERVERS at Kafka.",
+            fg="yellow",
+            err=True,
+        )
+    supervisor = Supervisor(settings, click.echo)
+    click.echo(f"signalhub starting: logs in {settings.state_dir / 'logs'}")
+    raise SystemExit(supervisor.run())
+
+
+@click.command("run")
+@click.argument("role", type=click.Choice(ROLES))
+def run(role: str) -> None:
+    """Run one ROLE of the hub until stopped (what `signalhub up` and docker-compose.yml run).
+
+    Kafka clients use SIGNALHUB_BOOTSTRAP_SERVERS, else the broker of a running `signalhub up`,
+    else an embedded broker of their own.
+    """
+    from signalhub.apps.roles import run_role
+
+    run_role(role, current_settings())
 
 
 @click.command()
 def enforcer() -> None:
-    """Run one enforcer worker until stopped (reads signals.*, writes deliveries.*, audit, DLQ).
+    """Run one enforcer worker until stopped (the same as `signalhub run enforcer`).
 
     Start several against the same Kafka to share the partitions of the signal topics.
-    Without SIGNALHUB_BOOTSTRAP_SERVERS it starts an embedded broker of its own.
     """
-    from signalhub.apps.enforcer import run_enforcer
-    from signalhub.broker.connect import connect
+    from signalhub.apps.roles import run_role
 
-    settings = current_settings()
-    with connect(settings) as bootstrap_servers:
-        run_enforcer(settings, bootstrap_servers)
+    run_role("enforcer", current_settings())
 
 
 @click.command()
 def serve() -> None:
-    """Serve the hub's HTTP API only (ingest, pull API, health), against the configured Kafka.
+    """Serve the hub's HTTP service until stopped (the same as `signalhub run http`)."""
+    from signalhub.apps.roles import run_role
 
-    For deployments where the enforcer runs as its own service (docker-compose.yml).
-    """
-    from signalhub.apps.serve import serve_http
-    from signalhub.broker.connect import connect
-
-    settings = current_settings()
-    with connect(settings) as bootstrap_servers:
-        serve_http(settings, bootstrap_servers)
+    run_role("http", current_settings())
 
 
 @click.command("status")

@@ -1,17 +1,19 @@
-"""The hub's HTTP service and the long-running ``signalhub up``.
+"""The hub's HTTP role and its webhook role.
 
 One Starlette app on loopback serves what people and systems reach over HTTP: the console
 (operators, security officers, auditors; ``/metrics``, ``/healthz``, ``/readyz``), the ingest
 endpoint (``POST /ingest/<agency>``, a bearer token per agency) and the pull API
 (``GET /v1/deliveries``, a bearer token per subscriber). Webhook subscribers are pushed to by
-one :class:`~signalhub.delivery.webhook.WebhookPusher` thread each, and the audit topic is moved
-into the audit store while the hub runs.
+one :class:`~signalhub.delivery.webhook.WebhookPusher` thread each (the ``webhooks`` role).
+Under ``signalhub up`` ingest answers 503 with the supervisor's reason while the hub cannot take
+signals (its broker is down or came back without its data).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -19,12 +21,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from signalhub.apps.demo import prepare_settings, run_stack
-from signalhub.apps.stack import BundlerProcess
-from signalhub.audit.backends import open_store
-from signalhub.audit.ingest import AuditIngestor, audit_registry
-from signalhub.broker.connect import advertise, connect
-from signalhub.config import Settings, settings_env
+from signalhub.apps.hub_state import STALE_S, read_hub_state
+from signalhub.config import Settings
 from signalhub.connector.definition import load_definitions
 from signalhub.connector.ingest import ingest_routes, tokens_from_env
 from signalhub.connector.publisher import KafkaPublisher
@@ -35,14 +33,12 @@ from signalhub.delivery.pull_api import pull_app
 from signalhub.delivery.secrets import SubscriberSecrets
 from signalhub.delivery.webhook import webhook_pushers
 from signalhub.net import check_port_free
-from signalhub.policy.lifecycle import restore_policy_in_force
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, load_subscriptions
 
-__all__ = ["build_http_app", "run_hub", "serve_http"]
+__all__ = ["build_http_app", "ingest_refusal", "running_webhook_pushers", "serve_http"]
 
 logger = logging.getLogger(__name__)
-Echo = Callable[[str], None]
 
 
 def build_http_app(settings: Settings, bootstrap: str, stack: ExitStack) -> Starlette:
@@ -72,10 +68,28 @@ def build_http_app(settings: Settings, bootstrap: str, stack: ExitStack) -> Star
     )
     routes = [
         *console_routes(settings, bootstrap, stack),  # /, /console/*, /metrics, /healthz, /readyz
-        *ingest_routes(runners, tokens_from_env(definitions)),
+        *ingest_routes(runners, tokens_from_env(definitions), refusal=ingest_refusal(settings)),
         Mount("/", app=pull),
     ]
     return Starlette(routes=routes)
+
+
+def ingest_refusal(settings: Settings) -> Callable[[], str | None]:
+    """Why ingest must refuse right now, from the supervisor's hub state (None: accept).
+
+    Without a supervisor (docker-compose.yml, a bare ``signalhub run http``) there is no hub
+    state and the broker's own answers decide.
+    """
+
+    def refusal() -> str | None:
+        state = read_hub_state(settings.state_dir)
+        if state is None:
+            return None
+        if time.time() - state.updated_at > STALE_S:
+            return "the hub's supervisor (signalhub up) stopped; signals are not taken"
+        return None if state.accepting else state.refusal
+
+    return refusal
 
 
 @contextmanager
@@ -104,28 +118,6 @@ def running_webhook_pushers(
                 pusher.close()
 
 
-@contextmanager
-def running_audit_ingest(settings: Settings, bootstrap: str) -> Iterator[None]:
-    """Move audit records from the ``audit`` topic into the audit store while the hub runs."""
-    stop = threading.Event()
-    with open_store(settings) as store:
-        ingestor = AuditIngestor(
-            store, audit_registry(settings), bootstrap, group=settings.audit_group
-        )
-        thread = threading.Thread(
-            target=ingestor.run,
-            kwargs={"follow": True, "stop": stop},
-            name="audit-ingest",
-            daemon=True,
-        )
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=10)
-
-
 def serve_http(settings: Settings, bootstrap: str) -> None:
     """Serve the HTTP app until Ctrl-C / SIGTERM (uvicorn handles the signals)."""
     check_port_free(settings.http_host, settings.http_port)
@@ -135,31 +127,3 @@ def serve_http(settings: Settings, bootstrap: str) -> None:
             app, host=settings.http_host, port=settings.http_port, log_level="warning"
         )
         uvicorn.Server(config).run()
-
-
-@contextmanager
-def _policy_restored(settings: Settings, bootstrap: str, echo: Echo) -> Iterator[None]:
-    """Before any worker starts, the last published policy version is back in force."""
-    restored = restore_policy_in_force(settings, bootstrap)
-    if restored is not None:
-        echo(f"  policy {restored} (last published) put back in force")
-    yield
-
-
-def run_hub(settings: Settings, echo: Echo) -> None:
-    """Broker (embedded unless configured), one enforcer worker, webhook pushers and HTTP."""
-    check_port_free(settings.http_host, settings.http_port)
-    settings = prepare_settings(settings)
-    subscriptions = load_subscriptions(settings.subscriptions_file)
-    with (
-        connect(settings, own=True) as bootstrap,
-        _policy_restored(settings, bootstrap, echo),
-        advertise(settings, bootstrap),
-        run_stack(settings, bootstrap, echo),
-        BundlerProcess(bootstrap, settings.state_dir / "bundler.log", settings_env(settings)),
-        running_webhook_pushers(settings, bootstrap, subscriptions),
-        running_audit_ingest(settings, bootstrap),
-    ):
-        url = f"http://{settings.http_host}:{settings.http_port}/"
-        echo(f"signalhub is up: Kafka at {bootstrap}, HTTP at {url} — Ctrl-C stops everything.")
-        serve_http(settings, bootstrap)

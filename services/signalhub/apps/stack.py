@@ -18,7 +18,7 @@ from typing import IO, Self
 from signalhub.broker.children import child_preexec
 from signalhub.errors import SignalhubError
 
-__all__ = ["BundlerProcess", "EnforcerProcess", "WorkerProcess"]
+__all__ = ["BundlerProcess", "EnforcerProcess", "RoleProcess", "WorkerProcess"]
 
 _STOP_GRACE_S = 20.0
 
@@ -33,8 +33,10 @@ class WorkerProcess:
         env: dict[str, str] | None = None,
         *,
         command: str,
+        args: tuple[str, ...] = (),
     ) -> None:
         self._command = command
+        self._args = args
         self._bootstrap_servers = bootstrap_servers
         self._log_path = log_path
         self._env = env or {}
@@ -45,6 +47,32 @@ class WorkerProcess:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def log_path(self) -> Path:
+        return self._log_path
+
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM) without waiting: stop several at once, then :meth:`stop`."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code once the process has ended (and been reaped), else None."""
+        return None if self._process is None else self._process.poll()
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self._log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
     def start(self) -> Self:
         if self.running:
             return self
@@ -52,7 +80,7 @@ class WorkerProcess:
         self._log = self._log_path.open("ab")
         env = {**os.environ, **self._env, "SIGNALHUB_BOOTSTRAP_SERVERS": self._bootstrap_servers}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "signalhub", self._command],
+            [sys.executable, "-m", "signalhub", self._command, *self._args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -85,11 +113,9 @@ class WorkerProcess:
         """Raise with the log's tail if the worker exited on its own."""
         process = self._process
         if process is not None and process.poll() is not None:
-            tail = self._log_path.read_text(errors="replace").splitlines()[-15:]
             raise SignalhubError(
                 f"the {self._command} exited with code {process.returncode} — "
-                f"its log ({self._log_path}) "
-                "ends with:\n" + "\n".join(tail)
+                f"its log ({self._log_path}) ends with:\n{self.log_tail()}"
             )
 
     def _close_log(self) -> None:
@@ -120,3 +146,13 @@ class BundlerProcess(WorkerProcess):
         self, bootstrap_servers: str, log_path: Path, env: dict[str, str] | None = None
     ) -> None:
         super().__init__(bootstrap_servers, log_path, env, command="bundler")
+
+
+class RoleProcess(WorkerProcess):
+    """One ``signalhub run ROLE`` process, as ``signalhub up`` supervises it."""
+
+    def __init__(
+        self, role: str, bootstrap_servers: str, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(bootstrap_servers, log_path, env, command="run", args=(role,))
+        self.role = role

@@ -1,11 +1,16 @@
 """Is the hub healthy? One summary for ``/readyz``, the dashboard and ``signalhub status``.
 
-Three checks, each meaning something a person would act on:
+The checks, each meaning something a person would act on:
 
 * **broker** — a TCP connection to every bootstrap server opens within a second;
 * **enforcer** — its metrics exporter answers and it is consuming: no lag on any signal
   partition, or it processed a record within the last ``STALL_S`` seconds;
-* **policy** — the version in force loaded and can decide (not failing closed).
+* **policy** — the version in force loaded and can decide (not failing closed);
+* **roles** and **ingest** — under ``signalhub up``: every role running, the hub taking signals
+  (its broker up and holding the hub's data); a broker incident is shown with its window;
+* **audit store** and **audit ingest** — the store takes writes, ingest is not failing and is
+  at most :data:`AUDIT_LAG_BOUND` records behind the ``audit`` topic;
+* **opa** — with the OPA server backend, the server answers.
 
 Lag is what a reader saw on the topic minus the enforcer's position (never end offsets).
 ``signalhub status`` asks the running hub's ``/readyz``; when nothing answers there it runs the
@@ -20,13 +25,29 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from signalhub.apps.hub_state import STALE_S, read_hub_state
 from signalhub.config import Settings
 from signalhub.enforcer.metrics import MetricsSnapshot, parse_metrics, scrape_enforcer
 
-__all__ = ["STALL_S", "Check", "HealthReport", "broker_check", "health", "lag", "local_health"]
+__all__ = [
+    "AUDIT_LAG_BOUND",
+    "STALL_S",
+    "Check",
+    "HealthReport",
+    "audit_checks",
+    "broker_check",
+    "health",
+    "hub_health",
+    "lag",
+    "local_health",
+    "opa_server_check",
+    "role_checks",
+]
 
 #: An enforcer with lag that processed nothing for this long is not consuming.
 STALL_S = 30.0
+#: Audit records on the topic not yet in the store beyond which the hub is not ready.
+AUDIT_LAG_BOUND = 2000
 
 
 @dataclass(frozen=True)
@@ -154,7 +175,92 @@ def health(
     return HealthReport(checks, version, behind, workers)
 
 
+def hub_health(
+    settings: Settings,
+    bootstrap_servers: str,
+    snapshot: MetricsSnapshot | None,
+    ends: Mapping[tuple[str, int], int] | None,
+) -> HealthReport:
+    """:func:`health` plus the hub-wide checks that ``/readyz`` and ``status`` answer with."""
+    report = health(settings, bootstrap_servers, snapshot, ends)
+    report.checks += role_checks(settings)
+    report.checks += audit_checks(settings, bootstrap_servers)
+    if settings.policy_engine == "server":
+        report.checks.append(opa_server_check(settings))
+    return report
+
+
+def role_checks(settings: Settings, *, now: float | None = None) -> list[Check]:
+    """Every role alive and the hub taking signals, from the supervisor's hub state.
+
+    Without a supervisor (docker-compose.yml runs each role as a service with its own restart
+    policy) there is no hub state and no check.
+    """
+    state = read_hub_state(settings.state_dir)
+    if state is None:
+        return []
+    now = time.time() if now is None else now
+    if now - state.updated_at > STALE_S:
+        age = now - state.updated_at
+        return [Check("roles", False, f"the supervisor (signalhub up) is gone: silent {age:.0f} s")]
+    down = [
+        f"{role.name} {role.phase}" + (f" ({role.detail})" if role.detail else "")
+        for role in state.roles
+        if not role.up
+    ]
+    restarts = sum(role.restarts for role in state.roles)
+    detail = "; ".join(down) if down else f"all {len(state.roles)} running, {restarts} restarts"
+    checks = [Check("roles", not down, detail)]
+    checks.append(
+        Check("ingest", state.accepting, "taking signals" if state.accepting else state.refusal)
+    )
+    if state.incidents:
+        checks.append(Check("incidents", True, state.incidents[-1].describe()))
+    return checks
+
+
+def audit_checks(settings: Settings, bootstrap_servers: str) -> list[Check]:
+    """The audit store takes writes, and audit ingest is within ``AUDIT_LAG_BOUND`` records."""
+    from signalhub.audit.health import audit_ingest_lag, audit_ingest_status, audit_store_writable
+
+    writable, why = audit_store_writable(settings)
+    checks = [Check("audit store", writable, why)]
+    status = audit_ingest_status(settings)
+    if status is not None and status.get("state") != "ingesting":
+        checks.append(Check("audit ingest", False, str(status.get("detail") or status["state"])))
+        return checks
+    behind = audit_ingest_lag(settings, bootstrap_servers) if bootstrap_servers else None
+    if behind is None:
+        checks.append(
+            Check("audit ingest", False, "its lag is unknown: the broker does not answer")
+        )
+    else:
+        checks.append(
+            Check(
+                "audit ingest",
+                behind <= AUDIT_LAG_BOUND,
+                f"{behind} audit records not yet in the store (bound {AUDIT_LAG_BOUND})",
+            )
+        )
+    return checks
+
+
+def opa_server_check(settings: Settings) -> Check:
+    """The OPA server answers its health endpoint (its decisions fail closed otherwise)."""
+    import httpx
+
+    url = f"{settings.opa_url.rstrip('/')}/health"
+    try:
+        response = httpx.get(url, timeout=min(settings.opa_timeout_s, 2.0))
+    except httpx.HTTPError as exc:
+        return Check("opa", False, f"{settings.opa_url} unreachable: {exc}")
+    if response.status_code != 200:
+        return Check("opa", False, f"{url} answered {response.status_code}")
+    return Check("opa", True, f"{settings.opa_url} healthy")
+
+
 def local_health(settings: Settings) -> HealthReport:
     """The checks without the console: what ``status`` can reach from here (no lag reader)."""
     text = scrape_enforcer(settings)
-    return health(settings, settings.bootstrap_servers, parse_metrics(text) if text else None, None)
+    snapshot = parse_metrics(text) if text else None
+    return hub_health(settings, settings.bootstrap_servers, snapshot, None)

@@ -1,8 +1,9 @@
 """``signalhub audit ...`` and ``signalhub retention run``: the privacy officer's commands.
 
 Thin: read the settings, open the store, call the module that does the work, print. Commands
-that read topics connect like every other subcommand (``SIGNALHUB_BOOTSTRAP_SERVERS``; empty
-starts an embedded broker, which is empty, so point them at the running hub's broker).
+that read the hub's topics (``ingest``, ``reconcile``) use the Kafka in
+``SIGNALHUB_BOOTSTRAP_SERVERS`` or the embedded broker of a running ``signalhub up``, and stop
+with one line when there is neither (a broker of their own would be empty).
 """
 
 from __future__ import annotations
@@ -86,11 +87,12 @@ def verify(anchors: tuple[str, ...]) -> None:
 def reconcile_command() -> None:
     """Check every decision has one audit record and every delivery its allow record."""
     from signalhub.broker.connect import connect
+    from signalhub.broker.incidents import read_incidents
     from signalhub.subscriptions import load_subscriptions
 
     settings = current_settings()
     subscriptions = load_subscriptions(settings.subscriptions_file)
-    with connect(settings) as bootstrap, _store() as store:
+    with connect(settings, require_hub=True) as bootstrap, _store() as store:
         report = reconcile(
             store,
             audit_registry(settings),
@@ -104,6 +106,8 @@ def reconcile_command() -> None:
         f"store, {report.signals} signals, {report.deliveries} deliveries "
         f"({report.duplicate_deliveries} repeated)"
     )
+    for incident in read_incidents(settings.state_dir):
+        click.echo(f"  WARNING {incident.describe()}: what it held then cannot be reconciled")
     for gap in report.gaps:
         click.echo(f"  {gap}")
     if not report.complete:
@@ -162,7 +166,7 @@ def ingest(follow: bool, replay: bool) -> None:
     from signalhub.broker.connect import connect
 
     settings = current_settings()
-    with connect(settings) as bootstrap, _store() as store:
+    with connect(settings, require_hub=True) as bootstrap, _store() as store:
         ingestor = AuditIngestor(
             store, audit_registry(settings), bootstrap, group=settings.audit_group
         )

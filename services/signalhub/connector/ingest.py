@@ -22,7 +22,7 @@ import hmac
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import SecretStr
@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from signalhub.connector.definition import ConnectorDefinition
 from signalhub.connector.runner import ConnectorRunner, Published, Reject
+from signalhub.errors import BrokerError
 
 __all__ = ["create_ingest_app", "ingest_routes", "tokens_from_env"]
 
@@ -63,10 +64,12 @@ class _IngestEndpoint:
         runners: Mapping[str, ConnectorRunner],
         tokens: Mapping[str, SecretStr],
         max_body_bytes: int,
+        refusal: Callable[[], str | None] | None = None,
     ) -> None:
         self._runners = runners
         self._tokens = {name: token.get_secret_value().encode() for name, token in tokens.items()}
         self._max_body_bytes = max_body_bytes
+        self._refusal = refusal
 
     async def handle(self, request: Request) -> JSONResponse:
         name = request.path_params["connector"]
@@ -76,6 +79,9 @@ class _IngestEndpoint:
         denied = self._authorise(request, name)
         if denied is not None:
             return denied
+        reason = self._refusal() if self._refusal is not None else None
+        if reason is not None:
+            return _error(503, "not_accepting", reason, **{"Retry-After": "5"})
         body = await self._read_body(request)
         if body is None:
             return _error(
@@ -86,7 +92,16 @@ class _IngestEndpoint:
         records = _parse_records(body)
         if isinstance(records, str):
             return _error(422, "bad_body", records)
-        outcomes = await run_in_threadpool(runner.handle_records, records, "http")
+        try:
+            outcomes = await run_in_threadpool(runner.handle_records, records, "http")
+        except BrokerError as exc:  # nothing of the batch is acknowledged: the sender retries
+            logger.warning("ingest %s: the broker did not take the batch: %s", name, exc)
+            return _error(
+                503,
+                "broker_unavailable",
+                "the hub's broker did not acknowledge the records; none is accepted — retry",
+                **{"Retry-After": "5"},
+            )
         return _outcome_response(outcomes)
 
     def _authorise(self, request: Request, name: str) -> JSONResponse | None:
@@ -168,9 +183,14 @@ def ingest_routes(
     tokens: Mapping[str, SecretStr],
     *,
     max_body_bytes: int = 1024 * 1024,
+    refusal: Callable[[], str | None] | None = None,
 ) -> list[Route]:
-    """The ingest route, for mounting into the hub's own HTTP app."""
-    endpoint = _IngestEndpoint(runners, tokens, max_body_bytes)
+    """The ingest route, for mounting into the hub's own HTTP app.
+
+    ``refusal`` says why the hub cannot take signals right now (the broker is down or came back
+    empty); while it returns a reason, every request gets 503 with it and nothing is published.
+    """
+    endpoint = _IngestEndpoint(runners, tokens, max_body_bytes, refusal)
     return [Route("/ingest/{connector}", endpoint.handle, methods=["POST"])]
 
 
@@ -179,6 +199,7 @@ def create_ingest_app(
     tokens: Mapping[str, SecretStr],
     *,
     max_body_bytes: int = 1024 * 1024,
+    refusal: Callable[[], str | None] | None = None,
 ) -> Starlette:
     """A Starlette app serving ``POST /ingest/<connector>`` for the given runners.
 
@@ -186,4 +207,5 @@ def create_ingest_app(
     reject sink also receives every HTTP reject); ``tokens`` maps a connector name to its bearer
     token (see :func:`tokens_from_env`). A connector without a token refuses every request.
     """
-    return Starlette(routes=ingest_routes(runners, tokens, max_body_bytes=max_body_bytes))
+    routes = ingest_routes(runners, tokens, max_body_bytes=max_body_bytes, refusal=refusal)
+    return Starlette(routes=routes)

@@ -22,7 +22,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from signalhub.apps.status import HealthReport, broker_check, health
+from signalhub.apps.hub_state import read_hub_state
+from signalhub.apps.status import HealthReport, broker_check, hub_health
 from signalhub.bundling.service import render_wijkbeeld
 from signalhub.config import Settings
 from signalhub.console.audit_log import ConsoleAuditLog
@@ -228,18 +229,46 @@ def _own_metrics(ctx: ConsoleContext, report_lag: dict[str, int], enforcer_up: b
     )
     for (connector, reason), count in reject_counts(ctx.settings).items():
         rejects.labels(connector, reason).set(count)
+    _role_metrics(ctx, registry)
     return generate_latest(registry)
+
+
+def _role_metrics(ctx: ConsoleContext, registry: CollectorRegistry) -> None:
+    """Per role: up and restarts, from the supervisor's hub state (absent without ``up``)."""
+    state = read_hub_state(ctx.settings.state_dir)
+    if state is None:
+        return
+    up = Gauge("signalhub_role_up", "1 while the role's process runs.", ["role"], registry=registry)
+    restarts = Gauge(
+        "signalhub_role_restarts",
+        "Times the supervisor restarted the role since signalhub up started.",
+        ["role"],
+        registry=registry,
+    )
+    for role in state.roles:
+        up.labels(role.name).set(1 if role.up else 0)
+        restarts.labels(role.name).set(role.restarts)
+    Gauge(
+        "signalhub_ingest_accepting",
+        "1 while the hub takes signals (0: its broker is down or being recovered).",
+        registry=registry,
+    ).set(1 if state.accepting else 0)
+    Gauge(
+        "signalhub_broker_incidents",
+        "Times the broker came back without the hub's data since signalhub up started.",
+        registry=registry,
+    ).set(len(state.incidents))
 
 
 def _health(ctx: ConsoleContext) -> HealthReport:
     text = scrape_enforcer(ctx.settings)
     snapshot = parse_metrics(text) if text else None
-    return health(ctx.settings, ctx.bootstrap, snapshot, ctx.sampler.topic_ends())
+    return hub_health(ctx.settings, ctx.bootstrap, snapshot, ctx.sampler.topic_ends())
 
 
 def _metrics(ctx: ConsoleContext) -> Response:
     text = scrape_enforcer(ctx.settings)
     snapshot = parse_metrics(text) if text else None
-    report = health(ctx.settings, ctx.bootstrap, snapshot, ctx.sampler.topic_ends())
+    report = hub_health(ctx.settings, ctx.bootstrap, snapshot, ctx.sampler.topic_ends())
     body = _own_metrics(ctx, report.lag, text is not None) + (text or "").encode("utf-8")
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
