@@ -53,8 +53,10 @@ CRASH_LOOP_WINDOW_S = 120.0
 #: A role that ran this long before it exited starts its backoff again from the shortest.
 STABLE_S = 60.0
 MAX_BACKOFF_S = 30.0
-#: A role counts as running (not starting) once its process has lived this long.
+#: A role counts as running (not starting) once its process has lived this long...
 STARTING_S = 2.0
+#: ...or this long after it exited twice in a row, or could not write its state.
+PROVING_S = 20.0
 BROKER_START_S = 60.0
 READY_WAIT_S = 120.0
 #: How often the broker is asked whether it still holds the hub's epoch record.
@@ -142,7 +144,7 @@ class Supervisor:
             alive = role.process.running
             if role.state.phase in ("starting", "running") and not alive:
                 self._exited(name, role, now)
-            elif role.state.phase == "starting" and now - role.started_at >= STARTING_S:
+            elif role.state.phase == "starting" and now - role.started_at >= self._proof_s(role):
                 role.state.phase = "running"
             if role.state.phase != "restarting" or now < role.restart_at:
                 continue
@@ -216,6 +218,18 @@ class Supervisor:
             self._roles[name].process.stop()
         for name in CLIENT_ROLES:
             self._start(name, "restarted after the broker restarted")
+
+    @staticmethod
+    def _proof_s(role: _Role) -> float:
+        """How long a started role must live before it counts as running.
+
+        A role that keeps exiting, or that could not write its state, has to show for longer
+        that it stays up, so that /readyz does not flash 200 between its restarts.
+        """
+        keeps_failing = role.failures_in_row >= 2
+        if keeps_failing or role.state.last_exit_code == StateWriteError.exit_code:
+            return PROVING_S
+        return STARTING_S
 
     def _stop_clients_with_the_broker(self) -> None:
         """SIGKILL every client role the moment the broker is gone, before it comes back.
