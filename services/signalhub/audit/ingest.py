@@ -121,7 +121,8 @@ class AuditIngestor:
 
         ``replay`` starts at the beginning of the topic instead of the group's committed offsets.
         Following, each idle round asks the broker for the committed offset (a silent broker
-        only makes polls come back empty) and then calls ``on_idle``. ``report`` continues an
+        only makes polls come back empty) and then calls ``on_idle``, once the topic's
+        partitions are assigned. ``report`` continues an
         earlier run's counts. A lost broker raises :class:`BrokerError`; nothing read after the
         last commit counts as ingested.
         """
@@ -146,7 +147,9 @@ class AuditIngestor:
                     return report
                 else:
                     assigned = self._assign(consumer, report, replay)
-                if on_idle is not None:
+                # Only a consumer that reached the broker (its partitions assigned) may report
+                # health: kafka-python connects lazily, so "no error yet" proves nothing.
+                if on_idle is not None and assigned:
                     on_idle(report)
         except KafkaError as exc:
             raise BrokerError(
