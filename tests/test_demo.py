@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub_support import gemeente_case, new_person, politie_row, write_csv, write_jsonl
+from process_support import alive
 from signalhub.config import load_settings
 from signalhub.connector import is_valid_bsn
 from signalhub.subscriptions import load_subscriptions, subscribers
@@ -95,16 +96,12 @@ def _run_demo(
 def _assert_nothing_left(tmp_path: Path, children: set[int]) -> None:
     """The broker and the enforcer worker were seen running, and are gone now."""
     marker = f"SIGNALHUB_STATE_DIR={tmp_path / 'state'}"
-    commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children if _alive(pid)}
+    commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children if alive(pid)}
     assert len(children) >= 2, "the demo's broker and enforcer were never seen"
     deadline = time.monotonic() + 5  # the kernel may take a moment to reap
     while _processes_marked(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_marked(marker) == set(), f"left behind: {commands}"
-
-
-def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

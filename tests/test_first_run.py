@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from signalhub.broker.connect import ADVERTISED_BROKER_FILE, check_reachable, connect
+from signalhub.broker.connect import ADVERTISED_BROKER_FILE, connect
 from signalhub.broker.embedded import EmbeddedBroker, free_port
+from signalhub.broker.probe import check_reachable
 from signalhub.config import load_settings
 from signalhub.errors import BrokerError
 from up_support import RunningHub

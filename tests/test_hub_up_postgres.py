@@ -95,9 +95,19 @@ def test_postgres_stopped_and_started_under_up_loses_and_doubles_nothing(
 
                 cluster.start()
                 timings["down"] = time.monotonic() - stopped
-                timings["to_200"] = _wait_for(
-                    lambda: hub.readyz()[0] == 200, RECOVERY_BOUND_S, "/readyz 200 again"
-                )
+                answers.clear()
+
+                def ready() -> bool:
+                    answers.append(hub.readyz())
+                    return answers[-1][0] == 200
+
+                try:
+                    timings["to_200"] = _wait_for(ready, RECOVERY_BOUND_S, "/readyz 200 again")
+                except AssertionError as exc:
+                    log = (hub.state_dir / "logs" / "audit-ingest.log").read_text()[-3000:]
+                    raise AssertionError(
+                        f"{exc}; it last said {answers[-1:]}; audit-ingest log ends:\n{log}"
+                    ) from None
                 _assert_still_running(hub, pids)
                 time.sleep(2)  # signals arriving after the recovery are stored as well
 

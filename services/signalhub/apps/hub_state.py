@@ -3,7 +3,9 @@
 The supervisor rewrites ``<state_dir>/hub.json`` every half second: each role's process, state
 and restart count, whether the hub takes signals right now (and why not), and the broker
 incidents it has seen. ``/readyz``, ``/metrics``, ``signalhub status`` and the ingest endpoint
-read it. A file older than :data:`STALE_S` means the supervisor itself is gone. Broker incidents
+read it (through :func:`supervised_hub_state`). A file older than :data:`STALE_S` means the
+supervisor hangs; a file whose supervisor process is gone is a leftover and means nothing. Broker
+incidents
 are also appended to a file of their own (:mod:`signalhub.broker.incidents`).
 """
 
@@ -25,6 +27,7 @@ __all__ = [
     "HubState",
     "RoleState",
     "read_hub_state",
+    "supervised_hub_state",
     "write_hub_state",
 ]
 
@@ -107,3 +110,25 @@ def read_hub_state(state_dir: Path) -> HubState | None:
         return HubState.from_json(json.loads((state_dir / HUB_STATE_FILE).read_text("utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def supervised_hub_state(state_dir: Path) -> HubState | None:
+    """The hub state while its supervisor process lives; None without one.
+
+    A hub state left behind by an ``up`` that has stopped must not make a later bare
+    ``signalhub run http`` (or ``status``) report on roles that no longer exist.
+    """
+    state = read_hub_state(state_dir)
+    if state is None or not _process_exists(state.supervisor_pid):
+        return None
+    return state
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    return True

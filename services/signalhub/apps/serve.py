@@ -21,7 +21,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from signalhub.apps.hub_state import STALE_S, read_hub_state
+from signalhub.apps.hub_state import STALE_S, supervised_hub_state
 from signalhub.config import Settings
 from signalhub.connector.definition import load_definitions
 from signalhub.connector.ingest import ingest_routes, tokens_from_env
@@ -82,7 +82,7 @@ def ingest_refusal(settings: Settings) -> Callable[[], str | None]:
     """
 
     def refusal() -> str | None:
-        state = read_hub_state(settings.state_dir)
+        state = supervised_hub_state(settings.state_dir)
         if state is None:
             return None
         if time.time() - state.updated_at > STALE_S:

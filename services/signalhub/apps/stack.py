@@ -77,6 +77,7 @@ class WorkerProcess:
         if self.running:
             return self
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._close_log()  # the previous run's, when the process exited on its own
         self._log = self._log_path.open("ab")
         env = {**os.environ, **self._env, "SIGNALHUB_BOOTSTRAP_SERVERS": self._bootstrap_servers}
         self._process = subprocess.Popen(

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from signalhub.apps.hub_state import STALE_S, read_hub_state
+from signalhub.apps.hub_state import STALE_S, supervised_hub_state
 from signalhub.config import Settings
 from signalhub.enforcer.metrics import MetricsSnapshot, parse_metrics, scrape_enforcer
 
@@ -196,7 +196,7 @@ def role_checks(settings: Settings, *, now: float | None = None) -> list[Check]:
     Without a supervisor (docker-compose.yml runs each role as a service with its own restart
     policy) there is no hub state and no check.
     """
-    state = read_hub_state(settings.state_dir)
+    state = supervised_hub_state(settings.state_dir)
     if state is None:
         return []
     now = time.time() if now is None else now
@@ -228,6 +228,13 @@ def audit_checks(settings: Settings, bootstrap_servers: str) -> list[Check]:
     status = audit_ingest_status(settings)
     if status is not None and status.get("state") != "ingesting":
         checks.append(Check("audit ingest", False, str(status.get("detail") or status["state"])))
+        return checks
+    hub = supervised_hub_state(settings.state_dir)
+    role = hub.role("audit-ingest") if hub is not None else None
+    if role is not None and (status is None or status.get("pid") != role.pid):
+        checks.append(
+            Check("audit ingest", False, "(re)started: it has not yet reached Kafka and the store")
+        )
         return checks
     behind = audit_ingest_lag(settings, bootstrap_servers) if bootstrap_servers else None
     if behind is None:

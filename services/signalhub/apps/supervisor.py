@@ -104,13 +104,6 @@ class Supervisor:
         self._announced = False
         self._started = time.monotonic()
 
-    @property
-    def bootstrap_servers(self) -> str:
-        return self._bootstrap
-
-    def stop(self) -> None:
-        self._stop.set()
-
     def run(self) -> int:
         """Start everything, supervise until stopped; 0 after a stop, 1 when the hub gave up."""
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -251,6 +244,12 @@ class Supervisor:
         return down or self._recovery is not None
 
     def _stop_all(self) -> None:
+        broker = self._roles.get("broker")
+        if broker is not None and not broker.process.running:
+            # Nothing can be committed to a broker that is gone, and a graceful faust stop
+            # would wait out its whole grace period for it.
+            for name in CLIENT_ROLES:
+                self._roles[name].process.kill()
         for name in reversed(CLIENT_ROLES):
             self._roles[name].process.terminate()
         for name in reversed(list(self._roles)):

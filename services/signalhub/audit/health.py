@@ -13,9 +13,12 @@ Three questions, each answered from outside the ingest process so that ``/readyz
 The status file ``<state_dir>/audit-ingest.status.json`` holds::
 
     {"state": "ingesting" | "store_unreachable" | "broker_unreachable", "detail": str,
-     "updated_at": epoch s, "ingested_offset": {"audit[0]": N}, "store_writable": bool}
+     "updated_at": epoch s, "ingested_offset": {"audit[0]": N}, "store_writable": bool,
+     "pid": int}
 
-where ``N`` is the next offset to ingest (the group's committed offset).
+where ``N`` is the next offset to ingest (the group's committed offset) and ``pid`` the process
+that wrote it: a status left by a process the supervisor has since replaced says nothing about
+the new one.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class IngestStatus:
             "updated_at": time.time(),
             "ingested_offset": dict(self.ingested_offset),
             "store_writable": self.store_writable,
+            "pid": os.getpid(),
         }
         temp: str | None = None
         try:

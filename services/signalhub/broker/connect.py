@@ -7,8 +7,9 @@ other commands join it instead of starting an empty broker of their own.
 Commands that publish into the hub or read its data (``connector run``, ``subscribe``,
 ``policy diff``, ``audit ingest``, ``audit reconcile``) pass ``require_hub=True``: a broker of
 their own would be empty and gone when they exit, so when no hub runs, or the configured Kafka
-does not answer within :data:`PROBE_TIMEOUT_S`, they stop at once with one line saying what
-to do (a :class:`~signalhub.errors.BrokerError`, which the CLI prints as ``Error: ...``).
+does not answer within :data:`~signalhub.broker.probe.PROBE_TIMEOUT_S`, they stop at once with
+one line saying what to do (a :class:`~signalhub.errors.BrokerError`, which the CLI prints
+as ``Error: ...``).
 """
 
 from __future__ import annotations
@@ -19,17 +20,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from signalhub.broker.clients import KafkaConnection, new_admin
 from signalhub.broker.embedded import EmbeddedBroker, RestartCallback, port_open
+from signalhub.broker.probe import check_reachable
 from signalhub.config import Settings
 from signalhub.errors import BrokerError
 
 __all__ = [
     "ADVERTISED_BROKER_FILE",
-    "PROBE_TIMEOUT_S",
     "advertise",
     "advertised_broker",
-    "check_reachable",
     "connect",
 ]
 
@@ -37,11 +36,6 @@ logger = logging.getLogger(__name__)
 
 #: File in the state directory where a running ``signalhub up`` advertises its embedded broker.
 ADVERTISED_BROKER_FILE = "broker.address"
-
-#: Seconds an external Kafka gets for each of the two steps of the reachability check (connect
-#: and fetch metadata, then one metadata request to the broker it advertises): a wrong address
-#: fails a command within ~2x this, well inside 10 s, instead of after kafka-python's 30 s.
-PROBE_TIMEOUT_S = 3.0
 
 #: How long a command waits for an advertised broker whose port does not answer: the hub's
 #: supervisor restarts a dead broker on the same port within about a second.
@@ -95,33 +89,6 @@ def advertised_broker(settings: Settings) -> str | None:
     if address is None or not _answers(address):
         return None
     return address
-
-
-def check_reachable(bootstrap_servers: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """Raise :class:`BrokerError` (one line) unless the Kafka at ``bootstrap_servers`` answers.
-
-    One client bootstraps (a metadata request to a bootstrap server), then asks the brokers
-    that metadata names for the topic list, each step bounded by ``timeout_s``; kafka-python's
-    per-attempt log lines are silenced meanwhile, since the error says it all.
-    """
-    timeout_ms = int(timeout_s * 1000)
-    started = time.monotonic()
-    with _silenced("kafka"):
-        try:
-            admin = new_admin(
-                KafkaConnection(bootstrap_servers),
-                client_id="signalhub-probe",
-                bootstrap_timeout_ms=timeout_ms,
-                request_timeout_ms=timeout_ms,
-            )
-        except Exception as exc:  # every kafka-python failure here means: does not answer
-            raise BrokerError(_unreachable(bootstrap_servers, started, exc)) from exc
-        try:
-            admin.list_topics()
-        except Exception as exc:  # likewise
-            raise BrokerError(_unreachable(bootstrap_servers, started, exc)) from exc
-        finally:
-            admin.close()
 
 
 @contextlib.contextmanager
@@ -181,25 +148,3 @@ def _hub_broker_or_fail(settings: Settings) -> str:
         f"(waited {_RESTART_GRACE_S:.0f} s) — start `signalhub up` again, or set "
         "SIGNALHUB_BOOTSTRAP_SERVERS to the hub's Kafka"
     )
-
-
-def _unreachable(bootstrap_servers: str, started: float, exc: BaseException) -> str:
-    reason = type(exc).__name__
-    return (
-        f"cannot reach Kafka at {bootstrap_servers} ({reason} after "
-        f"{time.monotonic() - started:.1f} s) — check SIGNALHUB_BOOTSTRAP_SERVERS "
-        "(or --bootstrap-servers) and that the brokers run; unset it to use a running "
-        "`signalhub up`"
-    )
-
-
-@contextlib.contextmanager
-def _silenced(name: str) -> Iterator[None]:
-    """Drop the log records of logger ``name`` (and its children) for the block."""
-    target = logging.getLogger(name)
-    previous = target.level
-    target.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        target.setLevel(previous)

@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from signalhub.broker.admin import create_topics
-from signalhub.broker.clients import KafkaConnection, new_admin
 from signalhub.broker.object_store import BUCKET, ObjectStore
+from signalhub.broker.probe import check_reachable
 from signalhub.broker.process import LIVE, Child, Owner, free_port, port_open
 from signalhub.errors import BrokerError
 
@@ -38,27 +38,6 @@ __all__ = ["EmbeddedBroker", "RestartCallback", "free_port", "port_open"]
 logger = logging.getLogger(__name__)
 
 RestartCallback = Callable[["EmbeddedBroker"], None]
-
-
-def _metadata_answers(bootstrap_servers: str, timeout_s: float) -> bool:
-    """True when a Kafka Metadata request is answered (the port alone can precede readiness)."""
-    timeout_ms = max(int(timeout_s * 1000), 500)
-    try:
-        admin = new_admin(
-            KafkaConnection(bootstrap_servers),  # tansu's own loopback listener: plaintext
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-            client_id="signalhub-broker-probe",
-        )
-    except Exception:  # any failure here means "not ready yet"
-        return False
-    try:
-        admin.list_topics()
-        return True
-    except Exception:  # likewise
-        return False
-    finally:
-        admin.close()
 
 
 class EmbeddedBroker:
@@ -273,9 +252,7 @@ class EmbeddedBroker:
                     f"{child.tail_text()}"
                 )
             remaining = deadline - time.monotonic()
-            if port_open(self.host, self.port) and _metadata_answers(
-                self.bootstrap_servers, min(remaining, 2.0)
-            ):
+            if port_open(self.host, self.port) and self._answers(min(remaining, 2.0)):
                 return
             time.sleep(0.02)
         raise BrokerError(
@@ -284,6 +261,14 @@ class EmbeddedBroker:
             "SIGNALHUB_BOOTSTRAP_SERVERS to an external Kafka; broker output:\n"
             f"{child.tail_text()}"
         )
+
+    def _answers(self, timeout_s: float) -> bool:
+        """The port alone can precede readiness: a Metadata request must be answered too."""
+        try:
+            check_reachable(self.bootstrap_servers, max(timeout_s, 0.5))
+        except BrokerError:
+            return False
+        return True
 
     def _terminate_tansu(self) -> None:
         child, self._child = self._child, None

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from signalhub.apps.hub_state import read_hub_state
+from signalhub.apps.hub_state import supervised_hub_state
 from signalhub.apps.status import HealthReport, broker_check, hub_health
 from signalhub.bundling.service import render_wijkbeeld
 from signalhub.config import Settings
@@ -235,7 +235,7 @@ def _own_metrics(ctx: ConsoleContext, report_lag: dict[str, int], enforcer_up: b
 
 def _role_metrics(ctx: ConsoleContext, registry: CollectorRegistry) -> None:
     """Per role: up and restarts, from the supervisor's hub state (absent without ``up``)."""
-    state = read_hub_state(ctx.settings.state_dir)
+    state = supervised_hub_state(ctx.settings.state_dir)
     if state is None:
         return
     up = Gauge("signalhub_role_up", "1 while the role's process runs.", ["role"], registry=registry)

@@ -117,7 +117,8 @@ def diff_command(candidate: Path, traffic: str, today: str | None) -> None:
     With --traffic topic (the default) the signals are read from the Kafka in
     SIGNALHUB_BOOTSTRAP_SERVERS or from the embedded broker of a running ``signalhub up``.
     """
-    from signalhub.broker.connect import check_reachable, connect
+    from signalhub.broker.connect import connect
+    from signalhub.broker.probe import check_reachable
     from signalhub.policy.diff import diff_policies, read_traffic_file, read_traffic_topics
     from signalhub.policy.engine import EmbeddedPolicyEngine
     from signalhub.policy.lifecycle import policy_in_force
