@@ -1,9 +1,13 @@
-"""Waiting on processes and conditions in tests that start real ones."""
+"""Waiting on processes and conditions in tests that start real ones, and running the CLI."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def alive(pid: int) -> bool:
@@ -23,3 +27,25 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment minus every ``SIGNALHUB_*`` variable (a user's clean shell)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SIGNALHUB_")}
+
+
+def run_signalhub(
+    args: list[str], env: dict[str, str], cwd: Path | None = None, timeout_s: float = 120.0
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``signalhub ARGS`` as a user does; the result and the seconds it took to exit."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "signalhub", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    return result, time.monotonic() - started

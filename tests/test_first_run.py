@@ -10,9 +10,7 @@ the hub (its subscriber sees deliveries, ``policy diff`` replays them).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from process_support import environment_without_settings, run_signalhub
 from signalhub.broker.connect import ADVERTISED_BROKER_FILE, connect
 from signalhub.broker.embedded import EmbeddedBroker, free_port
 from signalhub.broker.probe import check_reachable
@@ -42,29 +41,11 @@ WRONG_KAFKA_BOUND_S = 10.0
 
 
 def _env(state_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALHUB_")}
-    return env | {
+    return environment_without_settings() | {
         "SIGNALHUB_HOME": str(SETTINGS.home),
         "SIGNALHUB_STATE_DIR": str(state_dir),
         **extra,
     }
-
-
-def _signalhub(
-    args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 120.0
-) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run ``signalhub ARGS``; the result and the seconds it took."""
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "signalhub", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    return result, time.monotonic() - started
 
 
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -107,7 +88,7 @@ def test_without_a_hub_the_command_says_so_in_one_line(
     command: str, tmp_path: Path, elsewhere: Path
 ) -> None:
     state = tmp_path / "state"
-    result, took = _signalhub(
+    result, took = run_signalhub(
         HUB_COMMANDS[command], _env(state, SIGNALHUB_BOOTSTRAP_SERVERS=""), elsewhere
     )
     line = _one_error_line(result)
@@ -125,7 +106,7 @@ def test_a_stale_advertisement_is_named_after_a_short_grace(tmp_path: Path) -> N
     state.mkdir()
     dead = f"127.0.0.1:{free_port()}"
     (state / ADVERTISED_BROKER_FILE).write_text(dead + "\n")
-    result, took = _signalhub(
+    result, took = run_signalhub(
         HUB_COMMANDS["connector run"], _env(state, SIGNALHUB_BOOTSTRAP_SERVERS=""), tmp_path
     )
     line = _one_error_line(result)
@@ -142,7 +123,7 @@ def test_a_wrong_bootstrap_setting_fails_within_ten_seconds(
 ) -> None:
     nothing = f"127.0.0.1:{free_port()}"
     env = _env(tmp_path / "state", SIGNALHUB_BOOTSTRAP_SERVERS=nothing)
-    result, took = _signalhub(HUB_COMMANDS[command], env, elsewhere)
+    result, took = run_signalhub(HUB_COMMANDS[command], env, elsewhere)
     line = _one_error_line(result)
     assert f"cannot reach Kafka at {nothing}" in line
     assert took < WRONG_KAFKA_BOUND_S, f"{command} took {took:.1f} s"
@@ -158,7 +139,7 @@ def test_a_wrong_bootstrap_option_fails_within_ten_seconds(
     nothing: str, tmp_path: Path, elsewhere: Path
 ) -> None:
     args = [*HUB_COMMANDS["connector run"], "--bootstrap-servers", nothing]
-    result, took = _signalhub(args, _env(tmp_path / "state"), elsewhere)
+    result, took = run_signalhub(args, _env(tmp_path / "state"), elsewhere)
     line = _one_error_line(result)
     assert f"cannot reach Kafka at {nothing}" in line
     assert took < WRONG_KAFKA_BOUND_S, f"took {took:.1f} s"
@@ -216,7 +197,7 @@ def test_connector_run_publishes_into_the_running_hub(
     running_hub: RunningHub, elsewhere: Path
 ) -> None:
     env = _env(running_hub.state_dir)
-    published, _ = _signalhub(HUB_COMMANDS["connector run"], env, elsewhere)
+    published, _ = run_signalhub(HUB_COMMANDS["connector run"], env, elsewhere)
     assert published.returncode == 0, published.stderr
     assert "gemeente: read 46, published 40, rejected 6" in published.stdout
 
@@ -224,7 +205,9 @@ def test_connector_run_publishes_into_the_running_hub(
     deadline = time.monotonic() + 90.0
     deliveries: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not deliveries:
-        read, _ = _signalhub([*HUB_COMMANDS["subscribe"], "--json"], env, elsewhere, timeout_s=60.0)
+        read, _ = run_signalhub(
+            [*HUB_COMMANDS["subscribe"], "--json"], env, elsewhere, timeout_s=60.0
+        )
         assert read.returncode == 0, read.stderr
         deliveries = [json.loads(line) for line in read.stdout.splitlines()]
     assert deliveries, f"no delivery to gemeente within 90 s:\n{running_hub.output}"
@@ -232,7 +215,7 @@ def test_connector_run_publishes_into_the_running_hub(
     # This hub's broker holds only what the connector published: every delivery came from it.
     assert {d["record"]["envelope"]["source_agency"] for d in deliveries} == {"gemeente"}
 
-    replay, _ = _signalhub(HUB_COMMANDS["policy diff"], env, elsewhere)
+    replay, _ = run_signalhub(HUB_COMMANDS["policy diff"], env, elsewhere)
     assert replay.returncode == 0, replay.stderr
     replayed = int(replay.stdout.split("replayed ")[1].split(" signals")[0])
     assert replayed >= 40, replay.stdout

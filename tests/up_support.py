@@ -192,10 +192,13 @@ class RunningHub:
         """The settings this hub's roles load (its state directory: keys, vault, stores)."""
         return load_settings(state_dir=self.state_dir)
 
-    def deliveries(self) -> list[Delivery]:
-        """Every record on every subscriber's ``deliveries.*`` topic of this hub, decoded."""
+    def deliveries(self, bootstrap: str | None = None) -> list[Delivery]:
+        """Every record on every subscriber's ``deliveries.*`` topic of this hub, decoded.
+
+        ``bootstrap``: the hub's external Kafka; default: its embedded broker.
+        """
         settings = self.settings
-        bootstrap = advertised_broker(settings)
+        bootstrap = bootstrap or advertised_broker(settings)
         assert bootstrap is not None, "the hub's broker does not answer"
         consumer = open_consumer(bootstrap, client_id="signalhub-tests")
         try:

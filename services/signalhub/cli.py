@@ -17,6 +17,7 @@ from typing import NoReturn
 
 import click
 
+from signalhub.broker.clients import KafkaSecurity, use_kafka_security
 from signalhub.config import Settings, load_settings
 from signalhub.errors import SignalhubError
 
@@ -33,6 +34,7 @@ _LAZY_COMMANDS = {
     "demo": "signalhub.apps.cli:demo",
     "enforcer": "signalhub.apps.cli:enforcer",
     "hit-no-hit": "signalhub.bundling.cli:hit_no_hit_command",
+    "kafka": "signalhub.apps.cli:kafka_group",
     "keys": "signalhub.pseudonym.cli:keys_group",
     "policy": "signalhub.policy.cli:policy_group",
     "reidentify": "signalhub.pseudonym.cli:reidentify_group",
@@ -78,7 +80,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = load_settings()
+    ctx.obj = _load_settings()
 
 
 def current_settings() -> Settings:
@@ -91,11 +93,18 @@ def current_settings() -> Settings:
     ctx = click.get_current_context()
     found = ctx.find_object(Settings)
     if found is None:
-        found = load_settings()
+        found = _load_settings()
         root = ctx.find_root()
         if root.obj is None:
             root.obj = found
     return found
+
+
+def _load_settings() -> Settings:
+    """This invocation's settings; its Kafka identity (TLS, SASL) is taken from them here."""
+    settings = load_settings()
+    use_kafka_security(KafkaSecurity.from_settings(settings))
+    return settings
 
 
 def fail(exc: SignalhubError) -> NoReturn:

@@ -6,16 +6,45 @@ Nothing here is read at import time: call :func:`load_settings` at the edge (CLI
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from signalhub.errors import ConfigError
 
-__all__ = ["Settings", "load_settings", "project_root", "settings_env"]
+__all__ = [
+    "ENV_PREFIX",
+    "OTHER_SETTING_NAMES",
+    "Settings",
+    "load_settings",
+    "project_root",
+    "settings_env",
+    "unknown_variables",
+]
+
+ENV_PREFIX = "SIGNALHUB_"
+#: ``SIGNALHUB_*`` names read outside :class:`Settings`: the console's own settings
+#: (:class:`signalhub.console.settings.ConsoleSettings`, kept equal by a test), the s3rver
+#: binary override and docker-compose.yml's secrets folder.
+OTHER_SETTING_NAMES = frozenset(
+    {
+        "SIGNALHUB_SESSION_TTL_S",
+        "SIGNALHUB_LOGIN_MAX_FAILURES",
+        "SIGNALHUB_LOGIN_WINDOW_S",
+        "SIGNALHUB_SAMPLE_INTERVAL_S",
+        "SIGNALHUB_HISTORY_MINUTES",
+        "SIGNALHUB_S3RVER_BIN",
+        "SIGNALHUB_SECRETS_DIR",
+    }
+)
+#: Families of names: each connector's ingest token (its definition's ``token_env``).
+_OTHER_SETTING_PREFIXES = ("SIGNALHUB_INGEST_TOKEN_",)
 
 
 def project_root() -> Path:
@@ -32,7 +61,7 @@ class Settings(BaseSettings):
     """Typed, frozen configuration of one hub process."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SIGNALHUB_", env_file=".env", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
     )
 
     home: Path = Field(default_factory=project_root)
@@ -111,6 +140,57 @@ class Settings(BaseSettings):
     #: Small-cell suppression of the wijkbeeld: a count below k is shown as ``<k``.
     wijkbeeld_k: int = Field(default=5, ge=2, le=100)
 
+    # -- Kafka security, for an external Kafka (docs/deployment.md) ----------------------------
+    #: How clients talk to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    #: SASL mechanism (``SASL_*`` protocols). OAUTHBEARER needs a token provider, which a
+    #: setting cannot carry: it is not offered.
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_username: str | None = None
+    #: File holding the SASL password (one line), so that it never shows in argv or ``env``.
+    kafka_password_file: Path | None = None
+    #: CA bundle that signs the brokers' certificates; unset: the system's CAs.
+    kafka_ssl_cafile: Path | None = None
+    #: Client certificate and its key, for brokers that require mutual TLS.
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    #: Check that a broker's certificate names the host the client connected to.
+    kafka_ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> Settings:
+        """Refuse a security setting that could only fail later, in every client."""
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        tls = protocol in ("SSL", "SASL_SSL")
+        if protocol != "PLAINTEXT" and self.embedded:
+            raise ValueError(
+                f"{protocol} needs an external Kafka: the embedded broker listens in plaintext "
+                "on loopback; set SIGNALHUB_BOOTSTRAP_SERVERS"
+            )
+        if sasl:
+            missing = [
+                f"SIGNALHUB_KAFKA_{name.upper()}"
+                for name in ("sasl_mechanism", "username", "password_file")
+                if getattr(self, f"kafka_{name}") is None
+            ]
+            if missing:
+                raise ValueError(f"{protocol} needs {', '.join(missing)}")
+        elif self.kafka_sasl_mechanism or self.kafka_username or self.kafka_password_file:
+            raise ValueError(
+                f"SASL settings are given but SIGNALHUB_KAFKA_SECURITY_PROTOCOL is {protocol}"
+            )
+        files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        if not tls and any(files):
+            raise ValueError(
+                f"TLS files are given but SIGNALHUB_KAFKA_SECURITY_PROTOCOL is {protocol}"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError(
+                "SIGNALHUB_KAFKA_SSL_CERTFILE and SIGNALHUB_KAFKA_SSL_KEYFILE go together"
+            )
+        return self
+
     @property
     def schemas_dir(self) -> Path:
         return self.home / "schemas"
@@ -146,15 +226,46 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Each ``SIGNALHUB_*`` variable no setting reads, with the closest known name if any."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | OTHER_SETTING_NAMES
+    found = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        if name.startswith(_OTHER_SETTING_PREFIXES):
+            continue
+        # Compared without the prefix, which every name shares.
+        suffixes = [k.removeprefix(ENV_PREFIX) for k in known]
+        closest = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1)
+        found.append(f"{name} (did you mean {ENV_PREFIX}{closest[0]}?)" if closest else name)
+    return found
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read the settings once; a missing or invalid value fails here with its name."""
+    """Read the settings once; a missing, invalid or unknown value fails here with its name.
+
+    An unknown ``SIGNALHUB_*`` variable is refused rather than ignored: a misspelt setting
+    would otherwise leave its default in force without a word.
+    """
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting {', '.join(unknown)} — no signalhub setting has that name; "
+            "fix or unset it (docs/settings.md lists the settings)"
+        )
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"SIGNALHUB_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(
             f"invalid configuration — {problems} — fix the setting and retry"
         ) from exc
+
+
+def _problem(error: Mapping[str, object]) -> str:
+    location = error["loc"]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not isinstance(location, tuple) or not location:  # a rule across several settings
+        return message
+    return f"{ENV_PREFIX}{'_'.join(str(part) for part in location).upper()}: {message}"

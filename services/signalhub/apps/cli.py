@@ -1,4 +1,5 @@
-"""The runnable roles: ``demo``, ``up``, ``enforcer``, ``serve``, and ``status`` to check on them.
+"""The runnable roles: ``demo``, ``up``, ``enforcer``, ``serve``, ``status`` to check on them, and
+``kafka`` for what the roles need from a production Kafka.
 
 Each command starts what it runs only when it runs (imports inside the command), so a worker
 started as ``signalhub enforcer`` loads the enforcer and not the console or the audit store.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "demo",
     "enforcer",
+    "kafka_group",
     "render_alert",
     "render_delivery",
     "run",
@@ -223,3 +225,57 @@ def status(url: str | None) -> None:
     click.echo(f"  ({source})")
     if not report.ready:
         raise SystemExit(1)
+
+
+#: How the committed deploy/kafka/init.sh is regenerated (docker-compose.yml's partitions).
+REGENERATE = "SIGNALHUB_PARTITIONS=6 signalhub kafka init-script > deploy/kafka/init.sh"
+
+
+@click.group("kafka")
+def kafka_group() -> None:
+    """What the roles need from a production Kafka: topics, users and ACLs, from the code."""
+
+
+@kafka_group.command("init-script")
+def kafka_init_script() -> None:
+    """Print the script docker-compose.yml's kafka-init runs: topics, SCRAM users, ACLs.
+
+    Derived from the schemas, connector definitions, subscriptions and settings, the same
+    sources the roles read. The committed copy is deploy/kafka/init.sh; regenerate it with
+    `SIGNALHUB_PARTITIONS=6 signalhub kafka init-script > deploy/kafka/init.sh`.
+    """
+    from signalhub.apps.kafka_access import role_access, topology_topics
+    from signalhub.apps.kafka_script import init_script
+    from signalhub.subscriptions import load_subscriptions
+
+    settings = current_settings()
+    subscriptions = load_subscriptions(settings.subscriptions_file)
+    header = [
+        "Generated from the code (signalhub.apps.kafka_access): do not edit, regenerate with",
+        f"  {REGENERATE}",
+        "docker-compose.yml's kafka-init runs it beside the broker (localhost:19092).",
+        f"Inputs: partitions={settings.partitions}, enforcer group {settings.enforcer_group}, "
+        f"bundler group {settings.bundler_group}, audit group {settings.audit_group}.",
+    ]
+    click.echo(
+        init_script(
+            topology_topics(settings, subscriptions),
+            role_access(settings, subscriptions),
+            header,
+        ),
+        nl=False,
+    )
+
+
+@kafka_group.command("acls")
+def kafka_acls() -> None:
+    """Print, as a Markdown table, what each Kafka principal may do and why (docs/deployment.md)."""
+    from signalhub.apps.kafka_access import role_access
+    from signalhub.apps.kafka_script import access_table
+    from signalhub.subscriptions import load_subscriptions
+
+    settings = current_settings()
+    click.echo(
+        access_table(role_access(settings, load_subscriptions(settings.subscriptions_file))),
+        nl=False,
+    )

@@ -51,7 +51,9 @@ def run_role(name: str, settings: Settings) -> None:
     from signalhub.broker.connect import connect
 
     runner = _CLIENT_RUNNERS[name]
-    with connect(settings) as bootstrap_servers:
+    # An external Kafka (also the broker `up` hands its roles) is checked first, so that a role
+    # that cannot reach or authenticate to it exits at once with the cause in one line.
+    with connect(settings, require_hub=not settings.embedded) as bootstrap_servers:
         runner(settings, bootstrap_servers)
 
 

@@ -39,6 +39,7 @@ from signalhub.broker.connect import ADVERTISED_BROKER_FILE, advertised_broker
 from signalhub.broker.embedded import free_port, port_open
 from signalhub.broker.epoch import EPOCH_FILE, check_epoch, read_epoch
 from signalhub.broker.incidents import BrokerIncident, record_incident
+from signalhub.broker.probe import check_reachable
 from signalhub.config import Settings, settings_env
 from signalhub.errors import BrokerError, SignalhubError, StateWriteError
 from signalhub.policy.lifecycle import restore_policy_in_force
@@ -111,6 +112,8 @@ class Supervisor:
         try:
             if self._embedded:
                 self._start_broker(first=True)
+            else:  # an external Kafka that refuses us: say why now, not after a crash loop
+                check_reachable(self._bootstrap)
             self._prepare_broker()
             for name in CLIENT_ROLES:
                 self._start(name)

