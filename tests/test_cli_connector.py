@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +26,31 @@ def test_list_shows_every_agency_with_its_signal_types() -> None:
     assert "sources: sql, jsonl, http" in result.output
 
 
-def test_dry_run_maps_the_sample_and_writes_rejects(tmp_path: Path) -> None:
+def test_a_dry_run_reports_rejects_on_stderr_and_writes_no_file(tmp_path: Path) -> None:
     rejects = tmp_path / "rejects.jsonl"
-    result = _invoke("run", "politie", "--dry-run", "--rejects", str(rejects))
+    state = tmp_path / "state"
+    env = ENV | {"SIGNALHUB_STATE_DIR": str(state)}
+    result = CliRunner().invoke(
+        connector_group, ["run", "politie", "--dry-run", "--rejects", str(rejects)], env=env
+    )
     assert result.exit_code == 0, result.output
-    assert "politie: read 48, mapped (dry run) 43, rejected 5" in result.output
-    refs = {json.loads(line)["ref"] for line in rejects.read_text().splitlines()}
+    assert "politie: read 48, mapped (dry run) 43, rejected 5\n" in result.stdout
+    lines = result.stderr.splitlines()
+    refs = {line.split()[1] for line in lines}
     assert refs == set(manifest()["politie.csv"])
+    assert "rejected politie.csv:19 (invalid): unknown incident_code 'X999'" in result.stderr
+    assert not rejects.exists()
+    assert not state.exists()
 
 
-def test_dry_run_of_a_sql_source_does_not_move_the_watermark(tmp_path: Path) -> None:
+def test_a_dry_run_of_a_sql_source_creates_no_state_file(tmp_path: Path) -> None:
     url = f"sqlite:///{SAMPLES / 'schuldhulpverlening.sqlite'}"
     state = tmp_path / "state.sqlite"
-    common = ["--source", url, "--state", str(state), "--rejects", str(tmp_path / "r.jsonl")]
-    first = _invoke("run", "schuldhulpverlening", "--dry-run", *common)
-    second = _invoke("run", "schuldhulpverlening", "--dry-run", *common)
-    assert "read 30, mapped (dry run) 27, rejected 3" in first.output
-    assert first.output == second.output
+    result = _invoke(
+        "run", "schuldhulpverlening", "--dry-run", "--source", url, "--state", str(state)
+    )
+    assert "read 30, mapped (dry run) 27, rejected 3" in result.stdout
+    assert not state.exists()
 
 
 def test_without_a_hub_the_run_stops_with_what_to_do(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import NoReturn
 
@@ -78,6 +79,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     policy, pseudonymises identifiers per subscriber domain and delivers to each subscriber only
     the fields it may see, with an audit record for every decision.
     """
+    os.umask(0o077)  # state, logs, rejects and outputs hold personal data: owner-only
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.obj = _load_settings()
@@ -115,6 +117,7 @@ def fail(exc: SignalhubError) -> NoReturn:
 
 def main() -> None:
     """Console-script entry point."""
+    os.umask(0o077)  # before anything is written, and inherited by every role it starts
     try:
         exit_code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -10,6 +10,7 @@ import difflib
 import json
 import os
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -156,6 +157,12 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     #: Check that a broker's certificate names the host the client connected to.
     kafka_ssl_check_hostname: bool = True
+
+    # -- connector plausibility (docs/connectors.md) -------------------------------------------
+    #: Earliest observation date a connector accepts; an earlier one is rejected (a typo'd year).
+    observed_not_before: date = date(1900, 1, 1)
+    #: Seconds an observation may lie in the future (clock skew); a later one is rejected.
+    observed_max_future_s: int = Field(default=86400, ge=0, le=30 * 24 * 3600)
 
     @model_validator(mode="after")
     def _kafka_security_is_whole(self) -> Settings:

@@ -151,11 +151,12 @@ def up() -> None:
     exits is restarted with backoff; one that keeps exiting stops the hub with its log's tail.
     Logs: <state_dir>/logs/ROLE.log. Ctrl-C stops everything.
     """
-    from signalhub.apps.demo import prepare_settings
+    from signalhub.apps.demo import prepare_settings, private_state_dir
     from signalhub.apps.supervisor import Supervisor
     from signalhub.net import check_port_free
 
     settings = prepare_settings(current_settings())
+    private_state_dir(settings.state_dir, lambda line: click.echo(line.strip(), err=True))
     check_port_free(settings.http_host, settings.http_port)
     if settings.embedded and settings.broker_storage == "memory":
         click.secho(

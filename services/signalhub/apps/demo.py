@@ -5,11 +5,17 @@ sample file, waits until every published signal is accounted for (audited, dead-
 parked), then until the bundler has processed them all and its casework alerts are accounted for
 too, then shows per subscriber what it received, the casework alerts, what went to the DLQ and
 the rejects, and a summary. Everything it starts, it stops.
+
+Why everything it writes is owner-only: the state directory and the ``--out`` files hold clear
+personal data (rejects are the agencies' raw rows). The state directory is made ``0700``, and
+tightened with a warning when an earlier version left it open; the out files are ``0600``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import tempfile
 import time
 from collections import Counter
@@ -27,6 +33,7 @@ from signalhub.bundling import ALERT_TYPE, progress
 from signalhub.bundling.store import store_path
 from signalhub.config import Settings, settings_env
 from signalhub.connector.definition import ConnectorDefinition, load_definitions
+from signalhub.connector.mapping import ObservedWindow
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.connector.runner import ConnectorRunner, Reject, RejectList, RunReport
 from signalhub.connector.sources import open_source
@@ -122,6 +129,7 @@ def run_demo(
     settings: Settings, echo: Echo, input_dir: Path | None = None, out_dir: Path | None = None
 ) -> DemoReport:
     """Run the whole flow once and return what happened; writes OUT files when asked."""
+    private_state_dir(settings.state_dir, echo)
     settings = prepare_settings(settings)
     registry = SchemaRegistry.from_dir(settings.schemas_dir)
     definitions = load_definitions(settings.connectors_dir)
@@ -217,6 +225,7 @@ def publish_inputs(
                     publisher,
                     rejects=rejects,
                     max_record_bytes=settings.max_record_bytes,
+                    window=ObservedWindow.from_settings(settings),
                 )
                 # A fresh watermark store per run: the demo reads each SQL table from its start.
                 state = Path(scratch) / f"{name}-watermarks.sqlite"
@@ -255,6 +264,18 @@ def forget_stream_state(settings: Settings) -> None:
         database.with_name(database.name + "-shm"),
     ):
         path.unlink(missing_ok=True)
+
+
+def private_state_dir(state_dir: Path, echo: Echo) -> None:
+    """Create the state directory owner-only, or take group and other access away from it."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = stat.S_IMODE(state_dir.stat().st_mode)
+    if mode & 0o077:
+        state_dir.chmod(mode & 0o700)
+        echo(
+            f"  warning: the state directory {state_dir} was open to others "
+            f"(mode {mode:04o}); made it owner-only ({mode & 0o700:04o})"
+        )
 
 
 def prepare_settings(settings: Settings) -> Settings:
@@ -387,8 +408,11 @@ def _failure_json(message: Any) -> dict[str, Any]:
 
 
 def write_outputs(report: DemoReport, out_dir: Path) -> None:
-    """OUT/<subscriber>.jsonl, OUT/dlq.jsonl, OUT/rejects.jsonl and OUT/audit.jsonl."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """OUT/<subscriber>.jsonl, OUT/dlq.jsonl, OUT/rejects.jsonl and OUT/audit.jsonl, owner-only.
+
+    A new OUT directory is made ``0700``; one that exists is the user's and keeps its mode.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     for subscriber, records in report.deliveries.items():
         _write_jsonl(out_dir / f"{subscriber}.jsonl", (record.to_json() for record in records))
     _write_jsonl(out_dir / "dlq.jsonl", report.dead_letters)
@@ -397,6 +421,8 @@ def write_outputs(report: DemoReport, out_dir: Path) -> None:
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # also a file an earlier run left readable to others
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) + "\n")

@@ -25,6 +25,7 @@ from signalhub.apps.hub_state import STALE_S, supervised_hub_state
 from signalhub.config import Settings
 from signalhub.connector.definition import load_definitions
 from signalhub.connector.ingest import ingest_routes, tokens_from_env
+from signalhub.connector.mapping import ObservedWindow
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.connector.runner import ConnectorRunner, RejectFile
 from signalhub.console import console_routes
@@ -54,6 +55,7 @@ def build_http_app(settings: Settings, bootstrap: str, stack: ExitStack) -> Star
             publisher,
             rejects=RejectFile(settings.state_dir / "rejects" / f"{name}.jsonl"),
             max_record_bytes=settings.max_record_bytes,
+            window=ObservedWindow.from_settings(settings),
         )
         for name, definition in definitions.items()
     }

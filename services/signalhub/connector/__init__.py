@@ -18,7 +18,7 @@ from signalhub.connector.definition import (
     load_definitions,
 )
 from signalhub.connector.ingest import create_ingest_app, ingest_routes, tokens_from_env
-from signalhub.connector.mapping import Mapper, is_valid_bsn
+from signalhub.connector.mapping import Mapper, ObservedWindow, is_valid_bsn
 from signalhub.connector.publisher import CollectingPublisher, KafkaPublisher, Publisher
 from signalhub.connector.runner import (
     ConnectorRunner,
@@ -48,6 +48,7 @@ __all__ = [
     "JsonLinesSource",
     "KafkaPublisher",
     "Mapper",
+    "ObservedWindow",
     "Published",
     "Publisher",
     "Reject",

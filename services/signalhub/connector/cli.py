@@ -3,6 +3,9 @@
 Mounted lazily on the root command (:mod:`signalhub.cli`). This is an edge: it reads the
 settings, builds the source, publisher and reject file, and turns a
 :class:`~signalhub.errors.SignalhubError` into ``Error: what happened — what to do`` and exit 1.
+A run that completes exits 0 even when it rejected records: the count is on stdout and the
+rejects in their file. A dry run writes no file at all, so its rejects go to stderr (reference,
+code and reason; never the record).
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from signalhub.connector import (
     ConnectorRunner,
     KafkaPublisher,
     Publisher,
+    Reject,
     RejectFile,
+    RejectList,
     RunReport,
     Source,
     load_definitions,
     open_source,
 )
+from signalhub.connector.mapping import ObservedWindow
 from signalhub.errors import ConnectorError, SignalhubError
 from signalhub.schema.registry import SchemaRegistry
 
@@ -79,7 +85,11 @@ def list_command() -> None:
     default=None,
     help="SQLite file keeping SQL watermarks (default: <state dir>/connector-watermarks.sqlite).",
 )
-@click.option("--dry-run", is_flag=True, help="Map and validate only; publish nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Map and validate only: publish nothing, write no file; rejects go to stderr.",
+)
 def run_command(
     name: str,
     location: str | None,
@@ -117,13 +127,16 @@ def run_command(
                 servers = stack.enter_context(connect(settings, require_hub=True))
                 publisher = KafkaPublisher(servers, client_id=f"signalhub-connector-{name}")
             stack.callback(publisher.close)
-            report = _run(definition, registry, publisher, source, reject_file, settings, dry_run)
+            sink = RejectList() if dry_run else RejectFile(reject_file)
+            report = _run(definition, registry, publisher, source, sink, settings, dry_run)
     except SignalhubError as exc:
         fail(exc)
+    if isinstance(sink, RejectList):
+        _show_rejects(sink.rejects)
     verb = "mapped (dry run)" if dry_run else "published"
     click.echo(
         f"{name}: read {report.read}, {verb} {report.published}, rejected {report.rejected}"
-        + (f" (see {reject_file})" if report.rejected else "")
+        + (f" (see {reject_file})" if report.rejected and not dry_run else "")
     )
 
 
@@ -132,7 +145,7 @@ def _run(
     registry: SchemaRegistry,
     publisher: Publisher,
     source: Source,
-    reject_file: Path,
+    rejects: RejectFile | RejectList,
     settings: Settings,
     dry_run: bool,
 ) -> RunReport:
@@ -140,10 +153,17 @@ def _run(
         definition,
         registry,
         publisher,
-        rejects=RejectFile(reject_file),
+        rejects=rejects,
         max_record_bytes=settings.max_record_bytes,
+        window=ObservedWindow.from_settings(settings),
     )
     return runner.run(source, commit=not dry_run)
+
+
+def _show_rejects(rejects: list[Reject]) -> None:
+    """One line per reject on stderr: where, which code, why (reasons quote no personal data)."""
+    for reject in rejects:
+        click.echo(f"rejected {reject.ref} ({reject.code}): {reject.reason}", err=True)
 
 
 def _sample_location(definition: ConnectorDefinition, settings: Settings) -> str:

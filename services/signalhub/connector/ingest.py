@@ -9,7 +9,13 @@ by the connector's definition exactly like a file record. Every answer is JSON:
 - 401 — no ``Authorization: Bearer <token>`` header;
 - 403 — the token is not this connector's, or no token is configured for it;
 - 404 — no connector of that name; 413 — the body is larger than ``max_body_bytes``;
-- 422 — the body is not JSON, not an object or array of objects, or every record was rejected.
+- 422 — the body is not JSON, nests deeper than :data:`~signalhub.connector.sources.MAX_JSON_DEPTH`,
+  holds text that is not Unicode, is not an object or array of objects, or every record was
+  rejected. Nothing of a body refused as a whole is published.
+
+Why the depth is counted before parsing: the parser recurses once per level, and a body of a
+million ``[`` would exhaust the stack inside the server (an unhandled 500) instead of being
+refused as what it is.
 
 Why tokens are compared with :func:`hmac.compare_digest`: the time a comparison takes must not
 tell an attacker how much of a guessed token was right. Tokens come from the environment
@@ -34,6 +40,7 @@ from starlette.routing import Route
 
 from signalhub.connector.definition import ConnectorDefinition
 from signalhub.connector.runner import ConnectorRunner, Published, Reject
+from signalhub.connector.sources import MAX_JSON_DEPTH, holds_lone_surrogate, json_depth
 from signalhub.errors import BrokerError
 
 __all__ = ["create_ingest_app", "ingest_routes", "tokens_from_env"]
@@ -142,8 +149,15 @@ class _IngestEndpoint:
 
 def _parse_records(body: bytes) -> list[dict[str, Any]] | str:
     """The records of a body, or a message saying why there are none."""
+    too_deep = (
+        f"the body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep — "
+        "send flat records (an array of objects)"
+    )
     try:
-        value = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
+        if json_depth(text) > MAX_JSON_DEPTH:
+            return too_deep
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         return (
             f"the body is not valid JSON (line {exc.lineno}, column {exc.colno}) — "
@@ -151,12 +165,20 @@ def _parse_records(body: bytes) -> list[dict[str, Any]] | str:
         )
     except UnicodeDecodeError:
         return "the body is not UTF-8 text — send JSON encoded as UTF-8"
+    except RecursionError:  # the depth count above should make this unreachable
+        return too_deep
     records = value if isinstance(value, list) else [value]
     if not records:
         return "the body is an empty array — send at least one record"
     bad = [index for index, record in enumerate(records) if not isinstance(record, dict)]
     if bad:
         return f"element(s) {bad[:10]} are not JSON objects — every record must be an object"
+    bad = [index for index, record in enumerate(records) if holds_lone_surrogate(record)]
+    if bad:
+        return (
+            f"element(s) {bad[:10]} escape half a surrogate pair, which is not Unicode text — "
+            "send the characters themselves"
+        )
     return records
 
 

@@ -9,15 +9,21 @@ a BSN, a name or an address. Only code-table and value-list values (agency vocab
 
 The signal id is derived from the agency, the signal type and the whole raw record
 (:func:`signalhub.wire.derive_signal_id`), so reading the same record again gives the same id.
+
+Why a column left empty keeps the schema default: a JSON record may simply omit a field
+(``indicatoren`` of a case without indicators), and the schema says what that means. Only a
+field map's own ``default`` replaces it. Why a JSON object or array is refused where one value is
+expected: turned into text it would reach subscribers as ``"{'nested': True}"``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signalhub.connector.definition import ConnectorDefinition, FieldMap
@@ -26,7 +32,10 @@ from signalhub.schema.registry import SchemaRegistry, SignalSchema
 from signalhub.types import Record
 from signalhub.wire import derive_signal_id
 
-__all__ = ["Clock", "Mapper", "is_valid_bsn", "utc_now"]
+if TYPE_CHECKING:  # only for a signature: the mapper itself never reads the settings
+    from signalhub.config import Settings
+
+__all__ = ["Clock", "Mapper", "ObservedWindow", "is_valid_bsn", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -39,6 +48,33 @@ _POSTCODE = re.compile(r"^(\d{4})\s*([A-Za-z]{2})$")
 def utc_now() -> datetime:
     """The registration clock; a seam so tests can fix ``registered_at``."""
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ObservedWindow:
+    """When an observation can plausibly have been made; a moment outside it is a reject.
+
+    A year typed as 0001 or 2099, or a source system with a wrong clock, would otherwise put
+    signals in every subscriber's history at a date nobody looks at.
+    """
+
+    #: Earliest accepted day (UTC), ``SIGNALHUB_OBSERVED_NOT_BEFORE``.
+    not_before: date = date(1900, 1, 1)
+    #: Seconds an observation may lie after its registration (clock skew), ``..._MAX_FUTURE_S``.
+    max_future_s: int = 86400
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ObservedWindow:
+        """The window ``SIGNALHUB_OBSERVED_NOT_BEFORE`` and ``..._MAX_FUTURE_S`` set."""
+        return cls(settings.observed_not_before, settings.observed_max_future_s)
+
+    def problem(self, moment: datetime, now: datetime) -> str | None:
+        """Why ``moment`` (aware) lies outside the window at ``now``, or None."""
+        if moment < datetime.combine(self.not_before, time(), UTC):
+            return f"lies before {self.not_before.isoformat()}"
+        if moment > now + timedelta(seconds=self.max_future_s):
+            return f"lies more than {self.max_future_s} s in the future"
+        return None
 
 
 def is_valid_bsn(bsn: str) -> bool:
@@ -58,10 +94,12 @@ class Mapper:
         registry: SchemaRegistry,
         *,
         clock: Clock = utc_now,
+        window: ObservedWindow | None = None,
     ) -> None:
         self.definition = definition
         self._registry = registry
         self._clock = clock
+        self._window = window or ObservedWindow()
         try:
             self._zone = ZoneInfo(definition.observed_at.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -112,13 +150,14 @@ class Mapper:
         signal_type, constants = self._choose_type(raw)
         schema = self._schemas[signal_type]
         payload = self._payload(schema, raw, constants)
+        now = self._clock()
         envelope = {
             "signal_id": derive_signal_id(self.definition.agency, signal_type, raw),
             "signal_type": signal_type,
             "source_agency": self.definition.agency,
             "source_ref": self._source_ref(raw, position),
-            "observed_at": self._observed_at(raw),
-            "registered_at": self._clock(),
+            "observed_at": self._observed_at(raw, now),
+            "registered_at": now,
             "schema_version": schema.version,
         }
         return schema, {"envelope": envelope, "payload": payload}
@@ -131,6 +170,7 @@ class Mapper:
         value = _lookup(raw, dispatch.column)
         if _is_empty(value):
             raise ValidationError(f"column {dispatch.column!r} is empty: no code to map")
+        _refuse_structure(value, dispatch.column, "a code")
         code = str(value).strip().upper()
         entry = dispatch.codes.get(code)
         if entry is None:
@@ -146,12 +186,14 @@ class Mapper:
         payload = _payload_defaults(schema)
         specific = self.definition.types.get(schema.signal_type)
         known = self._fields[schema.signal_type]
-        for name, field_map in self.definition.fields.items():
-            if name in known:  # common fields apply to the types that have them
-                payload[name] = _convert(raw, field_map)
+        maps = [(n, m) for n, m in self.definition.fields.items() if n in known]
+        if specific is not None:  # common fields apply to the types that have them; these win
+            maps += list(specific.fields.items())
+        for name, field_map in maps:
+            value = _convert(raw, field_map)
+            if value is not _MISSING:  # empty and no default of its own: keep what is there
+                payload[name] = value
         if specific is not None:
-            for name, field_map in specific.fields.items():
-                payload[name] = _convert(raw, field_map)
             payload.update(specific.constants)
         payload.update(constants)
         return payload
@@ -161,21 +203,36 @@ class Mapper:
         if column is not None:
             value = _lookup(raw, column)
             if not _is_empty(value):
+                _refuse_structure(value, column, "a record key")
                 return str(value).strip()
         return position
 
-    def _observed_at(self, raw: Mapping[str, Any]) -> datetime:
+    def _observed_at(self, raw: Mapping[str, Any], now: datetime) -> datetime:
         spec = self.definition.observed_at
         value = _lookup(raw, spec.column)
         if _is_empty(value):
             raise ValidationError(f"column {spec.column!r} is empty: when was this observed?")
+        _refuse_structure(value, spec.column, "a date/time")
         moment = _parse_datetime(value, spec.formats)
         if moment is None:
             wanted = " or ".join([*spec.formats, "ISO 8601"])
             raise ValidationError(f"column {spec.column!r}: expected a date/time as {wanted}")
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self._zone)
-        return moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # 01-01-0001 00:00 local lies before year 1 in UTC
+            # Read as UTC (off by the zone's offset): still enough to say which bound it breaks.
+            wall = moment.replace(tzinfo=UTC)
+            problem: str | None = self._window.problem(wall, now) or "is out of range"
+        else:
+            problem = self._window.problem(moment, now)
+        if problem is not None:
+            raise ValidationError(
+                f"column {spec.column!r}: the observation date {problem} — correct the date "
+                "(or the source system's clock)"
+            )
+        return moment
 
 
 def _payload_defaults(schema: SignalSchema) -> Record:
@@ -208,14 +265,27 @@ def _is_empty(value: Any) -> bool:
     return value is _MISSING or value is None or (isinstance(value, str) and not value.strip())
 
 
+def _refuse_structure(value: Any, column: str, expected: str) -> None:
+    """ValidationError when a JSON object or array stands where one value belongs."""
+    if isinstance(value, Mapping | list | tuple):
+        kind = "an object" if isinstance(value, Mapping) else "an array"
+        raise ValidationError(f"column {column!r}: expected {expected}, got {kind}")
+
+
 def _convert(raw: Mapping[str, Any], spec: FieldMap) -> Any:
+    """The field's value, or ``_MISSING`` when the column is empty and has no default."""
     value = _lookup(raw, spec.column)
     if _is_empty(value):
-        return spec.default
+        return _MISSING if spec.default is None else spec.default
     if spec.type == "list":
-        items = value if isinstance(value, list) else str(value).split(spec.separator)
-        cleaned = [str(item).strip() for item in items if str(item).strip()]
+        if not isinstance(value, list):
+            _refuse_structure(value, spec.column, "a list")
+            value = str(value).split(spec.separator)
+        for item in value:
+            _refuse_structure(item, spec.column, "a list of plain values")
+        cleaned = [str(item).strip() for item in value if str(item).strip()]
         return [_map_value(item, spec) for item in cleaned]
+    _refuse_structure(value, spec.column, _EXPECTED[spec.type])
     if spec.values is not None:
         return _map_value(value, spec)
     converter = _CONVERTERS[spec.type]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from signalhub.connector.definition import ConnectorDefinition
-from signalhub.connector.mapping import Clock, Mapper, utc_now
+from signalhub.connector.mapping import Clock, Mapper, ObservedWindow, utc_now
 from signalhub.connector.publisher import Publisher
 from signalhub.connector.sources import Source, SourceRecord
 from signalhub.errors import DecodeError, RecordError, UnknownSchemaError
@@ -116,9 +116,11 @@ class RejectFile:
 
     def write(self, reject: Reject) -> None:
         line = json.dumps(reject.as_json(), ensure_ascii=False, default=str) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+        os.fchmod(descriptor, 0o600)  # also a file an older version left readable to others
+        # backslashreplace: a stray surrogate in a raw record must not lose the reject
+        with os.fdopen(descriptor, "a", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(line)
 
 
@@ -134,11 +136,12 @@ class ConnectorRunner:
         rejects: RejectSink,
         max_record_bytes: int,
         clock: Clock = utc_now,
+        window: ObservedWindow | None = None,
         commit_every: int = 500,
     ) -> None:
         self.definition = definition
         self._registry = registry
-        self._mapper = Mapper(definition, registry, clock=clock)
+        self._mapper = Mapper(definition, registry, clock=clock, window=window)
         self._publisher = publisher
         self._rejects = rejects
         self._max_record_bytes = max_record_bytes
@@ -230,6 +233,7 @@ def create_runners(
     *,
     rejects_dir: Path,
     max_record_bytes: int,
+    window: ObservedWindow | None = None,
 ) -> dict[str, ConnectorRunner]:
     """One runner per definition, sharing a publisher, each rejecting to ``<name>.jsonl``.
 
@@ -242,6 +246,7 @@ def create_runners(
             publisher,
             rejects=RejectFile(rejects_dir / f"{name}.jsonl"),
             max_record_bytes=max_record_bytes,
+            window=window,
         )
         for name, definition in definitions.items()
     }

@@ -4,6 +4,12 @@ Every source yields :class:`SourceRecord` items: the raw record and its position
 ``table@watermark``), or, for a line that cannot be parsed at all, the error instead of the record,
 so the runner rejects it and reads on. Nothing here interprets the agency's vocabulary.
 
+Why files are decoded with ``surrogateescape``: one byte that is not valid in the file's encoding
+must cost one record, not the run. Such a byte is kept as a lone surrogate, the line or row that
+holds it becomes a reject naming the line and the byte, and every other line is read as usual.
+Why JSON depth is limited: a line nested thousands deep makes the parser recurse until it fails
+for the whole run; a record deeper than :data:`MAX_JSON_DEPTH` is a reject instead.
+
 Why ``commit``: a SQL source remembers how far it has read (its watermark) in a small SQLite
 state file, but only when the runner says the records up to a position are safely published
 (after the producer flushed). A crash between reading and publishing therefore re-reads those
@@ -16,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from signalhub.config import Settings
 from signalhub.connector.definition import ConnectorDefinition
@@ -30,6 +37,7 @@ from signalhub.errors import ConnectorError
 from signalhub.types import Record
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "WATERMARK_FILE",
     "CsvSource",
     "JsonLinesSource",
@@ -37,12 +45,80 @@ __all__ = [
     "SourceRecord",
     "SqlTableSource",
     "WatermarkStore",
+    "holds_lone_surrogate",
+    "json_depth",
     "open_source",
 ]
 
 #: Name of the watermark state file in the hub's state directory.
 WATERMARK_FILE = "connector-watermarks.sqlite"
 _CSV_FIELD_LIMIT = 4 * 1024 * 1024  # oversized cells are rejected by size later, not by csv
+#: Deepest nesting of objects and arrays accepted in one JSON record (agency records use 2-3).
+MAX_JSON_DEPTH = 32
+#: What ``surrogateescape`` turns an undecodable byte into (U+DC80..U+DCFF).
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deep objects and arrays nest in ``text``, counted without parsing (no recursion).
+
+    Counting stops once the depth passes ``limit``: the answer is then ``limit + 1``.
+    """
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+    return deepest
+
+
+def holds_lone_surrogate(value: Any) -> bool:
+    """True when a parsed JSON value holds ``"\\ud800"``-style escapes that are not text.
+
+    JSON may escape half a surrogate pair; Python keeps it, and it fails later, when the signal
+    id is hashed or the record encoded, for the whole run or batch instead of for this record.
+    """
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _undecodable(text: str) -> str | None:
+    """``byte 0xNN at character N`` for the first byte ``surrogateescape`` kept, or None."""
+    found = _UNDECODABLE.search(text)
+    if found is None:
+        return None
+    return f"byte 0x{ord(found.group()) - 0xDC00:02x} at character {found.start() + 1}"
+
+
+def _encoding_reason(line: int, where: str, encoding: str) -> str:
+    return (
+        f"line {line}: not valid {encoding} text ({where}) — re-export the file as {encoding}, "
+        "or set the source's encoding in the connector definition"
+    )
+
+
+def _printable(text: str, encoding: str) -> str:
+    """``text`` with each undecodable byte written as ``\\xNN``, safe to store as UTF-8."""
+    return text.encode(encoding, "surrogateescape").decode(encoding, "backslashreplace")
+
+
+def _open_text(path: Path, encoding: str, newline: str | None = None) -> TextIO:
+    """``path`` for reading, undecodable bytes kept as lone surrogates (see the module doc)."""
+    try:
+        return path.open(encoding=encoding, errors="surrogateescape", newline=newline)
+    except OSError as exc:
+        raise ConnectorError(f"cannot read {path}: {exc.strerror}") from exc
+    except LookupError as exc:
+        raise ConnectorError(
+            f"cannot read {path}: unknown encoding {encoding!r} — fix the source's encoding "
+            "in the connector definition"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -81,37 +157,50 @@ class CsvSource:
 
     def read(self) -> Iterator[SourceRecord]:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
-        try:
-            handle = self.path.open(encoding=self._encoding, newline="")
-        except OSError as exc:
-            raise ConnectorError(f"cannot read {self.path}: {exc.strerror}") from exc
-        with handle:
+        with _open_text(self.path, self._encoding, newline="") as handle:
             reader = csv.reader(handle, delimiter=self._delimiter)
             try:
                 header = [column.strip() for column in next(reader)]
             except (StopIteration, csv.Error) as exc:
                 raise ConnectorError(f"{self.path} has no readable header row") from exc
-            start = reader.line_num + 1
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
-                    # e.g. a NUL byte or a field over the size limit; the reader resumes after it
-                    yield SourceRecord(f"{self.name}:{start}", None, f"malformed CSV: {exc}")
-                    start = reader.line_num + 1
-                    continue
-                ref = f"{self.name}:{start}"
+            bad = _undecodable(self._delimiter.join(header))
+            if bad is not None:
+                raise ConnectorError(
+                    f"{self.path}: the header row is not valid {self._encoding} text ({bad}) — "
+                    f"re-export the file as {self._encoding}"
+                )
+            yield from self._records(reader, header)
+
+    def _records(self, reader: Any, header: list[str]) -> Iterator[SourceRecord]:
+        """Every row after the header; a row that cannot be read is a reject, never a stop."""
+        start = reader.line_num + 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # e.g. a NUL byte or a field over the size limit; the reader resumes after it
+                yield SourceRecord(f"{self.name}:{start}", None, f"malformed CSV: {exc}")
                 start = reader.line_num + 1
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(header):
-                    text = self._delimiter.join(row)
-                    error = f"malformed CSV row: expected {len(header)} columns, got {len(row)}"
-                    yield SourceRecord(ref, None, error, text=text)
-                    continue
-                yield SourceRecord(ref, dict(zip(header, row, strict=True)))
+                continue
+            line, start = start, reader.line_num + 1
+            if any(cell.strip() for cell in row):
+                yield self._record(f"{self.name}:{line}", line, header, row)
+
+    def _record(self, ref: str, line: int, header: list[str], row: list[str]) -> SourceRecord:
+        text = self._delimiter.join(row)
+        for index, cell in enumerate(row):
+            bad = _undecodable(cell)
+            if bad is not None:
+                column = header[index] if index < len(header) else f"#{index + 1}"
+                where = f"column {column!r}, {bad}"
+                reason = _encoding_reason(line, where, self._encoding)
+                return SourceRecord(ref, None, reason, text=_printable(text, self._encoding))
+        if len(row) != len(header):
+            error = f"malformed CSV row: expected {len(header)} columns, got {len(row)}"
+            return SourceRecord(ref, None, error, text=text)
+        return SourceRecord(ref, dict(zip(header, row, strict=True)))
 
     def commit(self, position: Any) -> None:
         """Files are read whole every run; there is nothing to remember."""
@@ -126,26 +215,34 @@ class JsonLinesSource:
         self._encoding = encoding
 
     def read(self) -> Iterator[SourceRecord]:
-        try:
-            handle = self.path.open(encoding=self._encoding)
-        except OSError as exc:
-            raise ConnectorError(f"cannot read {self.path}: {exc.strerror}") from exc
-        with handle:
+        with _open_text(self.path, self._encoding) as handle:
             for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                ref = f"{self.name}:{number}"
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    error = f"malformed JSON: {exc.msg} at column {exc.colno}"
-                    yield SourceRecord(ref, None, error, text=line.rstrip("\n"))
-                    continue
-                if not isinstance(value, dict):
-                    error = f"expected a JSON object, got {type(value).__name__}"
-                    yield SourceRecord(ref, None, error, text=line.rstrip("\n"))
-                    continue
-                yield SourceRecord(ref, value)
+                if line.strip():
+                    yield self._record(f"{self.name}:{number}", number, line.rstrip("\r\n"))
+
+    def _record(self, ref: str, number: int, line: str) -> SourceRecord:
+        bad = _undecodable(line)
+        if bad is not None:
+            reason = _encoding_reason(number, bad, self._encoding)
+            return SourceRecord(ref, None, reason, text=_printable(line, self._encoding))
+        if json_depth(line) > MAX_JSON_DEPTH:
+            error = f"JSON nested more than {MAX_JSON_DEPTH} levels deep — flatten the record"
+            return SourceRecord(ref, None, error, text=line)
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            error = f"malformed JSON: {exc.msg} at column {exc.colno}"
+            return SourceRecord(ref, None, error, text=line)
+        if not isinstance(value, dict):
+            error = f"expected a JSON object, got {type(value).__name__}"
+            return SourceRecord(ref, None, error, text=line)
+        if holds_lone_surrogate(value):
+            error = (
+                f"line {number}: a string escapes half a surrogate pair, which is not Unicode "
+                "text — write the character itself"
+            )
+            return SourceRecord(ref, None, error, text=line)
+        return SourceRecord(ref, value)
 
     def commit(self, position: Any) -> None:
         """Files are read whole every run; there is nothing to remember."""
@@ -174,7 +271,12 @@ class WatermarkStore:
         return connection
 
     def get(self, connector: str, source: str) -> Any:
-        """The committed watermark, or None before the first commit."""
+        """The committed watermark, or None before the first commit.
+
+        Reading creates nothing: a dry run leaves no state file behind.
+        """
+        if not self.path.exists():
+            return None
         with contextlib.closing(self._connect()) as connection:
             row = connection.execute(
                 "SELECT value FROM watermark WHERE connector = ? AND source = ?",
