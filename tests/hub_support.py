@@ -260,10 +260,9 @@ class Delivery:
     key: bytes | None
     value: bytes
     decoded: DeliveredRecord
-
-    @property
-    def signal_id(self) -> str:
-        return str(self.decoded.record["envelope"]["signal_id"])
+    #: The hub's id of the signal, resolved by :class:`HubSignalIds`: the envelope carries only
+    #: the subscriber domain's own id (``signalhub.enforcer.envelope``).
+    signal_id: str
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -274,6 +273,27 @@ class Delivery:
     def delivery(self) -> dict[str, Any]:
         meta: dict[str, Any] = self.decoded.record["delivery"]
         return meta
+
+
+class HubSignalIds:
+    """Maps a delivery back to the hub's id of its signal, for assertions.
+
+    The envelope carries only the subscriber domain's own signal id; the delivery id is
+    ``delivery_id(signal_id, subscriber)``, so a test that knows the candidate hub ids (what it
+    published) finds the one it came from. A delivery of an unknown signal keeps its domain id.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+        self._indexed: set[tuple[str, str]] = set()
+
+    def resolve(self, decoded: DeliveredRecord, subscriber: str, candidates: Iterable[str]) -> str:
+        if decoded.delivery_id not in self._known:
+            for signal_id in candidates:
+                if (signal_id, subscriber) not in self._indexed:
+                    self._indexed.add((signal_id, subscriber))
+                    self._known[delivery_id(signal_id, subscriber)] = signal_id
+        return self._known.get(decoded.delivery_id, str(decoded.record["envelope"]["signal_id"]))
 
 
 @dataclass
@@ -290,6 +310,7 @@ class Hub:
     definitions: dict[str, ConnectorDefinition]
     #: Every signal any test published through this hub: signal id -> decoded signal record.
     signals: dict[str, Record] = field(default_factory=dict)
+    signal_ids: HubSignalIds = field(default_factory=HubSignalIds)
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -355,11 +376,14 @@ class Hub:
         with ViewSchemaCatalog(self.bootstrap, self.registry) as catalog:
             for message in read_topics(self.bootstrap, topics):
                 decoded = decode_delivery(catalog, message)
+                subscriber = message.topic.removeprefix("deliveries.")
+                candidates = [*self.signals, *(signal_ids or ())]
                 delivery = Delivery(
-                    message.topic.removeprefix("deliveries."),
+                    subscriber,
                     message.key,
                     bytes(message.value),
                     decoded,
+                    self.signal_ids.resolve(decoded, subscriber, candidates),
                 )
                 if wanted is None or delivery.signal_id in wanted:
                     found.append(delivery)

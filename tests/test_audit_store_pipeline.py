@@ -40,6 +40,7 @@ from signalhub.delivery.reader import read_deliveries
 from signalhub.schema import codec
 from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import load_subscriptions, subscribers
+from signalhub.wire import delivery_id
 
 pytestmark = pytest.mark.integration
 
@@ -115,11 +116,13 @@ def stack_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
                 # Let the restarted worker finish what it re-reads before the topics are read.
                 accounting.read(idle_ms=3000)
                 audit_messages = len(accounting.audit)
+                audited = {row["signal_id"] for row in accounting.audit}  # alerts included
         delivered: set[tuple[str, str]] = set()
         with ViewSchemaCatalog(bootstrap, registry) as catalog:
             for name in subscribers(load_subscriptions(settings.subscriptions_file)):
+                hub_ids = {delivery_id(sid, name): sid for sid in audited}  # per-domain ids
                 for record in read_deliveries(bootstrap, name, catalog, dedupe=True):
-                    delivered.add((record.record["envelope"]["signal_id"], name))
+                    delivered.add((hub_ids.get(record.delivery_id, record.delivery_id), name))
         yield StackRun(
             settings,
             bootstrap,

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub_support import gemeente_case, new_person, politie_row, write_csv, write_jsonl
+from linkability_support import Granted, cross_domain_links, granted_paths
 from process_support import alive
 from signalhub.config import load_settings
 from signalhub.connector import is_valid_bsn
@@ -102,6 +103,26 @@ def _assert_nothing_left(tmp_path: Path, children: set[int]) -> None:
     while _processes_marked(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_marked(marker) == set(), f"left behind: {commands}"
+
+
+def _assert_no_value_links_domains(
+    audit: list[dict[str, Any]], delivered: dict[str, list[dict[str, Any]]]
+) -> None:
+    """The demo's deliveries of one signal in different domains share no linking value."""
+    by_delivery = {row["delivery_id"]: row for rows in delivered.values() for row in rows}
+    by_signal: dict[str, list[Any]] = {}
+    granted: Granted = {}
+    for row in audit:
+        if row["outcome"] == "allow" and row["delivery_id"] in by_delivery:
+            by_signal.setdefault(row["signal_id"], []).append(
+                by_delivery[row["delivery_id"]]["record"]
+            )
+            granted[(row["signal_id"], row["subscriber"])] = granted_paths(
+                row["fields_clear"], row["fields_generalised"]
+            )
+    pairs, links, _ = cross_domain_links(by_signal, granted)
+    assert pairs > 50
+    assert links == [], f"{len(links)} linking values in the demo output, e.g. {links[:5]}"
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -208,6 +229,7 @@ def test_demo_writes_every_output_leaves_nothing_running_and_repeats_in_the_same
     allowed = {row["delivery_id"] for row in audit if row["outcome"] == "allow"}
     assert allowed == {row["delivery_id"] for rows in delivered.values() for row in rows}
     assert {row["outcome"] for row in audit} >= {"allow", "deny"}
+    _assert_no_value_links_domains(audit, delivered)
 
     # The planted pattern: exactly one casework alert, delivered to zvh, without content.
     section = first.stdout.split("== casework alerts (bundler): ", 1)[1].split("\n== ", 1)[0]

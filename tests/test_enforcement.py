@@ -20,6 +20,7 @@ from signalhub.audit import record as audit_record
 from signalhub.config import load_settings
 from signalhub.connector import Mapper, load_definitions
 from signalhub.enforcer.core import Enforcement, Output, SourceRecord
+from signalhub.enforcer.envelope import domain_signal_id
 from signalhub.enforcer.observer import NO_OBSERVER, EnforcementObserver, RecordOutcome
 from signalhub.errors import PolicyError
 from signalhub.policy.decision import Decision, subscription_ids
@@ -30,6 +31,8 @@ from signalhub.schema.registry import SchemaRegistry
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions
 from signalhub.types import JSON, Record
 from signalhub.wire import AUDIT_TOPIC, DLQ_TOPIC, PARKED_TOPIC, VIEW_SCHEMAS_TOPIC, delivery_id
+
+PSEUDONYMISER = Pseudonymiser(b"k" * 32)
 
 SETTINGS = load_settings()
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -72,7 +75,7 @@ def _core(
         registry,
         subscriptions,
         policy,
-        Pseudonymiser(b"k" * 32),
+        PSEUDONYMISER,
         audit_record.load_audit_schema(SETTINGS.schemas_dir),
         max_record_bytes=MAX_BYTES,
         clock=lambda: NOW,
@@ -137,7 +140,8 @@ def test_an_allowed_subscription_gets_a_delivery_and_an_allow_audit(
         assert _headers(output)["signalhub.delivery_id"] == expected_id
         assert _headers(output)["signalhub.policy_version"] == policy.version
         _, view = codec.decode(registry, output.value)
-        assert view["envelope"]["signal_id"] == signal_id
+        domain = view["delivery"]["pseudonym_domain"]
+        assert view["envelope"]["signal_id"] == domain_signal_id(PSEUDONYMISER, domain, signal_id)
         assert view["delivery"]["subscriber"] == subscriber
         (row,) = [r for r in audits.values() if r["subscriber"] == subscriber]
         assert (row["outcome"], row["delivery_id"]) == ("allow", expected_id)

@@ -39,7 +39,7 @@ from signalhub.pseudonym.vault import ensure_vault_key, vault_key_file
 from signalhub.schema import codec
 from signalhub.subscriptions import Subscription, by_signal_type, load_subscriptions, subscribers
 from signalhub.types import Record
-from signalhub.wire import AUDIT_TOPIC, BLOCKED_TOPIC, VIEW_SCHEMAS_TOPIC, header
+from signalhub.wire import AUDIT_TOPIC, BLOCKED_TOPIC, VIEW_SCHEMAS_TOPIC, delivery_id, header
 
 MASTER_HEX = bytes(range(100, 132)).hex()
 
@@ -298,9 +298,10 @@ def test_shipped_policy_delivers_no_identifier_in_clear_unless_permitted(
     checked = 0
     with ViewSchemaCatalog(bootstrap, registry()) as catalog:
         for name in subscribers(load_subscriptions(run_settings.subscriptions_file)):
+            hub_ids = {delivery_id(sid, name): sid for sid in ids}  # envelope ids are per domain
             for delivered in read_deliveries(bootstrap, name, catalog, dedupe=True):
-                signal_id = delivered.record["envelope"]["signal_id"]
-                if signal_id not in ids:
+                signal_id = hub_ids.get(delivered.delivery_id)
+                if signal_id is None:
                     continue
                 checked += 1
                 clear = clear_by[(signal_id, name)]

@@ -225,7 +225,14 @@ def test_view_projects_clear_and_pseudonymised_fields(registry: SchemaRegistry) 
     view = registry.view_schema("drug_signal", ["severity", "activity"], ["subject_bsn"])
     assert view["name"].startswith("nl.signalhub.view.drug_signal_")
     envelope, delivery, payload = view["fields"]
-    assert envelope["type"]["name"] == ENVELOPE_NAME
+    assert envelope["type"]["name"] == "nl.signalhub.view.DeliveredEnvelope"
+    signal_envelope = registry.signal("drug_signal").avro["fields"][0]["type"]
+    assert [f["name"] for f in envelope["type"]["fields"]] == [
+        f["name"] for f in signal_envelope["fields"]
+    ], "the same shape as the connector's envelope"
+    delivered_docs = {f["name"]: f["doc"] for f in envelope["type"]["fields"]}
+    assert "pseudonym domain" in delivered_docs["signal_id"]
+    assert "keyed reference" in delivered_docs["source_ref"]
     assert [f["name"] for f in delivery["type"]["fields"]] == [
         "delivery_id",
         "subscriber",

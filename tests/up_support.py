@@ -15,13 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
-from hub_support import Delivery, gemeente_case, new_person, read_topics
+from hub_support import Delivery, HubSignalIds, gemeente_case, new_person, read_topics
 from signalhub.broker.connect import advertised_broker
 from signalhub.broker.embedded import free_port
 from signalhub.broker.reader import open_consumer
@@ -192,10 +193,13 @@ class RunningHub:
         """The settings this hub's roles load (its state directory: keys, vault, stores)."""
         return load_settings(state_dir=self.state_dir)
 
-    def deliveries(self, bootstrap: str | None = None) -> list[Delivery]:
+    def deliveries(
+        self, bootstrap: str | None = None, signal_ids: Iterable[str] = ()
+    ) -> list[Delivery]:
         """Every record on every subscriber's ``deliveries.*`` topic of this hub, decoded.
 
-        ``bootstrap``: the hub's external Kafka; default: its embedded broker.
+        ``bootstrap``: the hub's external Kafka; default: its embedded broker. A delivery whose
+        signal is one of ``signal_ids`` gets that hub id as its ``signal_id``.
         """
         settings = self.settings
         bootstrap = bootstrap or advertised_broker(settings)
@@ -206,13 +210,16 @@ class RunningHub:
         finally:
             consumer.close()
         registry = SchemaRegistry.from_dir(settings.schemas_dir)
+        hub_ids = HubSignalIds()
+        candidates = list(signal_ids)
+        found = []
         with ViewSchemaCatalog(bootstrap, registry) as catalog:
-            return [
-                Delivery(
-                    subscriber_of(m.topic) or "", m.key, bytes(m.value), decode_delivery(catalog, m)
-                )
-                for m in read_topics(bootstrap, topics)
-            ]
+            for m in read_topics(bootstrap, topics):
+                decoded = decode_delivery(catalog, m)
+                subscriber = subscriber_of(m.topic) or ""
+                hub_id = hub_ids.resolve(decoded, subscriber, candidates)
+                found.append(Delivery(subscriber, m.key, bytes(m.value), decoded, hub_id))
+        return found
 
     def audited_signal_ids(self) -> set[str]:
         """Signal ids with at least one decision in the SQLite audit store."""

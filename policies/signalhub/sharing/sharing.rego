@@ -181,11 +181,17 @@ _clear_bsn_problems(agreement) := {msg |
 # An agreement may deliver a field generalised instead of in clear: {field: method}. The methods
 # are the ones signalhub.generalise implements; a BSN is never generalised (only pseudonymised),
 # and a generalised field is not also listed in clear or pseudonymised.
+# The envelope's timestamps are cut to the day unless the agreement lists them in clear
+# ("envelope.observed_at" in fields) or generalises them to the hour.
 _generalisations := {"age_band", "postcode_area", "neighbourhood"}
+
+_envelope_times := {"envelope.observed_at", "envelope.registered_at"}
+
+_time_generalisations := {"day", "hour"}
 
 _generalise_problems(agreement) := {msg |
 	some field, method in object.get(agreement, "generalise", {})
-	not method in _generalisations
+	not _known_generalisation(field, method)
 	msg := sprintf("the agreement generalises %s with unknown method %s", [field, method])
 } | {msg |
 	some field, _ in object.get(agreement, "generalise", {})
@@ -198,5 +204,15 @@ _generalise_problems(agreement) := {msg |
 }
 
 _listed(agreement, field) if field in agreement.fields
+
+_known_generalisation(field, method) if {
+	not field in _envelope_times
+	method in _generalisations
+}
+
+_known_generalisation(field, method) if {
+	field in _envelope_times
+	method in _time_generalisations
+}
 
 _listed(agreement, field) if field in agreement.pseudonymise

@@ -520,6 +520,24 @@ test_deny_unknown_generalisation_method if {
 	"the agreement generalises address with unknown method street" in d.reasons
 }
 
+test_allow_envelope_timestamps_generalised_to_the_hour if {
+	d := _decide_with(_generalising({"generalise": {"envelope.observed_at": "hour", "envelope.registered_at": "day"}}))
+	d.allow == true
+	d.generalise["envelope.observed_at"] == "hour"
+}
+
+test_deny_payload_method_on_an_envelope_timestamp if {
+	d := _decide_with(_generalising({"generalise": {"envelope.observed_at": "age_band"}}))
+	d.allow == false
+	"the agreement generalises envelope.observed_at with unknown method age_band" in d.reasons
+}
+
+test_deny_time_method_on_a_payload_field if {
+	d := _decide_with(_generalising({"generalise": {"address": "hour"}}))
+	d.allow == false
+	"the agreement generalises address with unknown method hour" in d.reasons
+}
+
 test_deny_generalised_bsn if {
 	d := _decide_with(_generalising({"generalise": {"subject_bsn": "postcode_area"}}))
 	d.allow == false

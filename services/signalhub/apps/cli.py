@@ -70,10 +70,7 @@ def demo(input_dir: Path | None, out_dir: Path | None, limit: int) -> None:
             click.echo("   " + render_delivery(record))
         if len(records) > limit:
             click.echo(f"   ... and {len(records) - limit} more")
-    alerts = {
-        str((record.record.get("envelope") or {}).get("signal_id")): record
-        for record in report.alerts()
-    }
+    alerts = report.alerts()
     click.secho(f"== casework alerts (bundler): {len(report.alert_ids)}", bold=True)
     for signal_id in report.alert_ids:
         alert = alerts.get(signal_id)

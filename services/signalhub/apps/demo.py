@@ -55,6 +55,7 @@ from signalhub.wire import (
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
+    delivery_id,
     header,
 )
 
@@ -79,15 +80,24 @@ class DemoReport:
     #: Signal ids of the casework alerts the bundler published, oldest first.
     alert_ids: list[str] = field(default_factory=list)
 
-    def alerts(self) -> list[DeliveredRecord]:
-        """The casework alerts as delivered (to zvh), in the order the bundler sent them."""
-        by_id = {
-            str((record.record.get("envelope") or {}).get("signal_id")): record
+    def alerts(self) -> dict[str, DeliveredRecord]:
+        """The casework alerts as delivered, by the hub's id of the alert signal.
+
+        A delivered envelope carries the domain's own signal id, so an alert is found by its
+        delivery id (derived from the hub's signal id and the subscriber).
+        """
+        by_delivery = {
+            record.delivery_id: record
             for records in self.deliveries.values()
             for record in records
             if record.signal_type == ALERT_TYPE
         }
-        return [by_id[signal_id] for signal_id in self.alert_ids if signal_id in by_id]
+        return {
+            signal_id: by_delivery[delivery_id(signal_id, subscriber)]
+            for signal_id in self.alert_ids
+            for subscriber in self.deliveries
+            if delivery_id(signal_id, subscriber) in by_delivery
+        }
 
     @property
     def published(self) -> int:

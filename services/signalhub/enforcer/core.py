@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 from signalhub.audit import record as audit_record
+from signalhub.enforcer.envelope import project_envelope
 from signalhub.enforcer.intake import accept
 from signalhub.enforcer.leak_guard import Leak, SignalIdentifiers, scan_delivery
 from signalhub.enforcer.observer import NO_OBSERVER, EnforcementObserver, RecordOutcome, Stats
@@ -318,7 +319,7 @@ class Enforcement:
         )
         outputs = self._view_schema_outputs(view_schema)
         view: Record = {
-            "envelope": envelope,
+            "envelope": project_envelope(envelope, decision, self._pseudonymiser, self._sink),
             "delivery": {
                 "delivery_id": the_delivery_id,
                 "subscriber": subscription.subscriber,

@@ -86,7 +86,7 @@ def project_view(
         "signal_type": signal.signal_type,
         "source_version": signal.version,
         "fields": [
-            {k: v for k, v in envelope.items() if not k.startswith("__")},
+            _delivered_envelope(envelope),
             {"name": "delivery", "type": _DELIVERY, "doc": "Why and under which policy."},
             {
                 "name": "payload",
@@ -94,6 +94,43 @@ def project_view(
                 "doc": "The payload fields this subscriber may see, clear or pseudonymised.",
             },
         ],
+    }
+
+
+#: What the subscriber's envelope holds instead of the connector's (signalhub.enforcer.envelope).
+_DELIVERED_ENVELOPE_DOCS = {
+    "signal_id": "The signal's id in this subscriber's pseudonym domain: stable for the signal "
+    "(de-duplicate on it), UUID-shaped, and different in every other domain.",
+    "source_ref": "The agency's own record key as a keyed reference of this pseudonym domain "
+    "(resolvable through the hub's re-identification procedure), or in clear where the "
+    "agreement grants envelope.source_ref.",
+    "observed_at": "When the agency observed the situation (UTC), cut to the day unless the "
+    "agreement grants it to the hour or in clear.",
+    "registered_at": "When the connector registered the signal (UTC), cut to the day unless the "
+    "agreement grants it to the hour or in clear.",
+}
+
+
+def _delivered_envelope(envelope: Mapping[str, JSON]) -> JSON:
+    """The signal's envelope field as subscribers receive it: same shape, its own docs."""
+    record = envelope["type"]
+    if not isinstance(record, dict):
+        raise TypeError(f"the signal schema's envelope is not an inline record: {record!r}")
+    fields = [
+        {**f, "doc": _DELIVERED_ENVELOPE_DOCS.get(str(f["name"]), f.get("doc", ""))}
+        for f in record["fields"]
+    ]
+    return {
+        "name": "envelope",
+        "type": {
+            "type": "record",
+            "name": "DeliveredEnvelope",
+            "namespace": VIEW_NAMESPACE,
+            "doc": "The signal's envelope, decided per subscriber so that no value in it links "
+            "pseudonym domains.",
+            "fields": fields,
+        },
+        "doc": envelope.get("doc", "Metadata of the signal."),
     }
 
 
