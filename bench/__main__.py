@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dryrun, floor, hub, limit, naive, scaling
+from bench import dryrun, floor, hub, leak_guard, limit, naive, scaling
 from bench.common import Mode, Row
 from bench.floor import FANOUT
 from signalhub.config import load_settings
@@ -34,6 +34,7 @@ BENCHES: dict[str, Bench] = {
     "durable": hub.run_durable,
     "scaling": scaling.run,
     "dryrun": dryrun.run,
+    "leakguard": leak_guard.run,
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

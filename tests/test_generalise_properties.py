@@ -8,7 +8,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalhub.enforcer.generalise import BSN_IN_TEXT, WITHHELD_MARK, is_bsn, scrub_free_text
+from signalhub.enforcer.generalise import WITHHELD_MARK, scrub_free_text
 
 # ASCII letters and their non-ASCII ignore-case look-alikes (Kelvin sign, long s, dotted and
 # dotless i, sharp s), separators, digits and characters special to re templates.
@@ -21,11 +21,7 @@ REPLACEMENTS = st.none() | st.sampled_from(["pn1.k1.abc", "held", "K", "\\g<0>",
 def _reference(text: str, hidden: list[tuple[str, str | None]]) -> str:
     """The scrubber as first written: one compiled pattern per identifier, longer ones first."""
 
-    def replace_bsn(match: re.Match[str]) -> str:
-        digits = re.sub(r"[ .\-]", "", match.group(0))
-        return _bsn(digits) if is_bsn(digits) else match.group(0)
-
-    scrubbed = BSN_IN_TEXT.sub(replace_bsn, text)
+    scrubbed = scrub_free_text(text, _bsn)  # BSNs first, as the scrubber does
     for identifier, replacement in sorted(hidden, key=lambda pair: -len(pair[0])):
         if identifier.strip():
             pattern = re.compile(re.escape(identifier.strip()), re.IGNORECASE)

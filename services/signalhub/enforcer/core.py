@@ -38,7 +38,7 @@ from typing import Protocol, runtime_checkable
 from signalhub.audit import record as audit_record
 from signalhub.enforcer.envelope import project_envelope
 from signalhub.enforcer.intake import accept
-from signalhub.enforcer.leak_guard import Leak, SignalIdentifiers, scan_delivery
+from signalhub.enforcer.leak_guard import Leak, SignalIdentifiers, scan_record
 from signalhub.enforcer.observer import NO_OBSERVER, EnforcementObserver, RecordOutcome, Stats
 from signalhub.enforcer.outputs import (
     Output,
@@ -46,6 +46,7 @@ from signalhub.enforcer.outputs import (
     blocked_report,
     dead_letter,
     delivery,
+    delivery_headers,
     parked,
 )
 from signalhub.enforcer.projection import (
@@ -294,8 +295,22 @@ class Enforcement:
             sink=self._sink,
             today=now.date(),
         )
+        view: Record = {
+            "envelope": project_envelope(envelope, decision, self._pseudonymiser, self._sink),
+            "delivery": {
+                "delivery_id": the_delivery_id,
+                "subscriber": subscription.subscriber,
+                "purpose": subscription.purpose,
+                "legal_basis": decision.legal_basis,
+                "policy_version": decision.policy_version,
+                "pseudonym_domain": decision.domain,
+                "withheld": list(projection.withheld),
+            },
+            "payload": view_payload,
+        }
+        headers = delivery_headers(the_delivery_id, schema.signal_type, decision.policy_version)
         if identifiers is not None:
-            leaks = scan_delivery(view_payload, projection, identifiers)
+            leaks = scan_record(view, headers, projection, identifiers)
             if leaks:
                 reasons = _blocked_reasons(leaks)
                 outcome.errors += 1
@@ -318,29 +333,8 @@ class Enforcement:
             dict(projection.generalised),
         )
         outputs = self._view_schema_outputs(view_schema)
-        view: Record = {
-            "envelope": project_envelope(envelope, decision, self._pseudonymiser, self._sink),
-            "delivery": {
-                "delivery_id": the_delivery_id,
-                "subscriber": subscription.subscriber,
-                "purpose": subscription.purpose,
-                "legal_basis": decision.legal_basis,
-                "policy_version": decision.policy_version,
-                "pseudonym_domain": decision.domain,
-                "withheld": list(projection.withheld),
-            },
-            "payload": view_payload,
-        }
         value = encode(self._registry, view_schema, view, trusted=True)
-        outputs.append(
-            delivery(
-                subscription.topic,
-                the_delivery_id,
-                schema.signal_type,
-                decision.policy_version,
-                value,
-            )
-        )
+        outputs.append(delivery(subscription.topic, the_delivery_id, value, headers))
         outcome.allowed += 1
         outcome.delivered.append(subscription.subscriber)
         return outputs, audited("allow", decision.legal_basis, projection, the_delivery_id)

@@ -34,6 +34,7 @@ __all__ = [
     "blocked_report",
     "dead_letter",
     "delivery",
+    "delivery_headers",
     "parked",
 ]
 
@@ -64,15 +65,17 @@ class Output:
     headers: Headers = ()
 
 
-def delivery(
-    topic: str, delivery_id: str, signal_type: str, policy_version: str, value: bytes
-) -> Output:
-    """A delivery, keyed by its delivery id, with the headers channels route and de-duplicate by."""
-    headers: Headers = (
+def delivery_headers(delivery_id: str, signal_type: str, policy_version: str) -> Headers:
+    """The headers channels route and de-duplicate by (the leak guard scans them too)."""
+    return (
         (DELIVERY_ID_HEADER, delivery_id.encode()),
         (SIGNAL_TYPE_HEADER, signal_type.encode()),
         (POLICY_VERSION_HEADER, policy_version.encode()),
     )
+
+
+def delivery(topic: str, delivery_id: str, value: bytes, headers: Headers) -> Output:
+    """A delivery, keyed by its delivery id, with its :func:`delivery_headers`."""
     return Output(topic, delivery_id.encode(), value, headers)
 
 
