@@ -92,3 +92,17 @@ def test_audit_ingest_is_not_ready_until_its_current_process_has_reported(tmp_pa
     check = audit_ingest_check()
     assert not check.ok
     assert "not yet reached Kafka" in check.detail
+
+
+def test_a_role_restarted_while_readiness_was_checked_is_not_ready(tmp_path: Path) -> None:
+    """Lag is counted by reading, so a check takes a while; a kill and restart within it must
+    not pass as "running at both ends" (CI once saw /readyz stay 200 through such a window)."""
+    settings = load_settings(state_dir=tmp_path)
+    before = HubState([RoleState("audit-ingest", phase="running", restarts=2)], accepting=True)
+    write_hub_state(tmp_path, HubState([RoleState("audit-ingest", phase="running", restarts=3)]))
+
+    [roles, _] = role_checks(settings, before=before)
+    assert not roles.ok
+    assert roles.detail == "audit-ingest restarted while readiness was checked"
+    [unchanged, _] = role_checks(settings, before=read_hub_state(tmp_path))
+    assert unchanged.ok

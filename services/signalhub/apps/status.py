@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from signalhub.apps.hub_state import STALE_S, supervised_hub_state
+from signalhub.apps.hub_state import STALE_S, HubState, supervised_hub_state
 from signalhub.config import Settings
 from signalhub.enforcer.metrics import MetricsSnapshot, parse_metrics, scrape_enforcer
 
@@ -181,18 +181,27 @@ def hub_health(
     snapshot: MetricsSnapshot | None,
     ends: Mapping[tuple[str, int], int] | None,
 ) -> HealthReport:
-    """:func:`health` plus the hub-wide checks that ``/readyz`` and ``status`` answer with."""
+    """:func:`health` plus the hub-wide checks that ``/readyz`` and ``status`` answer with.
+
+    The checks take a while (lag is counted by reading); a role that was killed and restarted
+    meanwhile would be running at both ends of them. So the hub state is read before and after,
+    and a role restarted in between makes the answer "not ready" as well.
+    """
+    before = supervised_hub_state(settings.state_dir)
     report = health(settings, bootstrap_servers, snapshot, ends)
-    report.checks += role_checks(settings)
     report.checks += audit_checks(settings, bootstrap_servers)
     if settings.policy_engine == "server":
         report.checks.append(opa_server_check(settings))
+    report.checks += role_checks(settings, before=before)
     return report
 
 
-def role_checks(settings: Settings, *, now: float | None = None) -> list[Check]:
+def role_checks(
+    settings: Settings, *, now: float | None = None, before: HubState | None = None
+) -> list[Check]:
     """Every role alive and the hub taking signals, from the supervisor's hub state.
 
+    ``before``: the hub state when the caller began checking; a role restarted since fails.
     Without a supervisor (docker-compose.yml runs each role as a service with its own restart
     policy) there is no hub state and no check.
     """
@@ -208,6 +217,13 @@ def role_checks(settings: Settings, *, now: float | None = None) -> list[Check]:
         for role in state.roles
         if not role.up
     ]
+    if before is not None:
+        earlier = {role.name: role.restarts for role in before.roles}
+        down += [
+            f"{role.name} restarted while readiness was checked"
+            for role in state.roles
+            if role.up and role.restarts != earlier.get(role.name, role.restarts)
+        ]
     restarts = sum(role.restarts for role in state.roles)
     detail = "; ".join(down) if down else f"all {len(state.roles)} running, {restarts} restarts"
     checks = [Check("roles", not down, detail)]
