@@ -157,8 +157,8 @@ def test_aiokafka_idempotent_producer_cannot_start(broker: EmbeddedBroker) -> No
     """aiokafka's InitProducerId (v0) fails, so its idempotent/transactional producer never starts.
 
     Workaround in the hub: faust runs without ``exactly_once`` (at-least-once + stable
-    ``delivery_id`` for de-duplication); connectors publish with kafka-python, whose idempotent
-    producer works.
+    ``delivery_id`` for de-duplication); connectors publish with kafka-python, not idempotent
+    either (docs/deployment.md: its idempotent producer was once refused for 30 s).
     """
 
     async def start_idempotent() -> None:

@@ -1,9 +1,13 @@
 """Publishing signal records to Kafka: one topic per signal type, keyed by signal id.
 
 Why kafka-python: it is synchronous, which suits a connector that reads, maps and publishes in
-one loop, and its idempotent producer works against both Apache Kafka and the embedded tansu
-broker (aiokafka's does not). ``acks="all"`` and :meth:`KafkaPublisher.flush` before the runner
-commits a source position make a signal durable before the agency's record counts as handled.
+one loop. ``acks="all"`` and :meth:`KafkaPublisher.flush` before the runner commits a source
+position make a signal durable before the agency's record counts as handled.
+
+The producer is not idempotent: against the durable embedded broker a fresh idempotent producer
+was once answered ``UnknownProducerIdError`` on every send for the whole 30 s flush timeout
+(the hub was ready, the first HTTP batch got 503). A retried send may so write a signal twice;
+signal ids are derived from the source record and every consumer de-duplicates on them.
 
 :class:`Publisher` is the seam: the runner and the ingest endpoint only know this protocol, so
 their core is tested with :class:`CollectingPublisher` and the wiring once with the real broker.
@@ -45,6 +49,7 @@ class KafkaPublisher:
         config: dict[str, Any] = {
             "client_id": client_id,
             "acks": "all",
+            "enable_idempotence": False,  # see the module docstring
             "linger_ms": 5,
             "retries": 5,
             "max_block_ms": 15_000,
