@@ -21,6 +21,16 @@ CONNECTORS = ROOT / "connectors"
 SAMPLES = CONNECTORS / "samples"
 FIXED_NOW = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 
+#: One politie record as an agency system posts it to the ingest endpoint.
+POLITIE_RECORD = {
+    "bvh_nummer": "PL2300-2024000001",
+    "incident_code": "F350",
+    "pleegdatum": "14-03-2024 22:15",
+    "bsn_verdachte": "111222333",
+    "postcode": "6211 AB",
+    "ernst": "2",
+}
+
 #: (connector, sample file) pairs shipped with the repository.
 FILE_SAMPLES = [
     ("politie", "politie.csv"),

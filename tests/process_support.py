@@ -35,9 +35,16 @@ def environment_without_settings() -> dict[str, str]:
 
 
 def run_signalhub(
-    args: list[str], env: dict[str, str], cwd: Path | None = None, timeout_s: float = 120.0
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    timeout_s: float = 120.0,
+    umask: int = -1,
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run ``signalhub ARGS`` as a user does; the result and the seconds it took to exit."""
+    """Run ``signalhub ARGS`` as a user does; the result and the seconds it took to exit.
+
+    ``umask``: the shell's (-1: this process's), for tests of what the hub makes of it.
+    """
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "signalhub", *args],
@@ -47,5 +54,6 @@ def run_signalhub(
         text=True,
         timeout=timeout_s,
         check=False,
+        umask=umask,
     )
     return result, time.monotonic() - started

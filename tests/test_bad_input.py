@@ -18,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from connector_support import FIXED_NOW, definitions, make_runner, registry, sample_path
+from connector_support import POLITIE_RECORD as POLITIE
 from signalhub.config import load_settings
 from signalhub.connector import (
     CsvSource,
@@ -31,14 +32,6 @@ from signalhub.connector.mapping import ObservedWindow
 from signalhub.errors import ValidationError
 
 TOKEN = "s3cret-politie-token"
-POLITIE = {
-    "bvh_nummer": "PL2300-2024000001",
-    "incident_code": "F350",
-    "pleegdatum": "14-03-2024 22:15",
-    "bsn_verdachte": "111222333",
-    "postcode": "6211 AB",
-    "ernst": "2",
-}
 
 
 def _gemeente_case(zaaktype: str = "OVERLAST") -> dict[str, Any]:

@@ -9,17 +9,13 @@ its reason, exit 0, and, being a dry run, no file written anywhere.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connector_support import sample_path
-
-SIGNALHUB = (sys.executable, "-m", "signalhub")
+from process_support import environment_without_settings, run_signalhub
 
 
 def _gemeente_cases() -> dict[str, dict[str, Any]]:
@@ -108,17 +104,10 @@ def test_a_dry_run_over_mixed_bad_input_completes_and_reports_every_reject(
     source.parent.mkdir()
     expected: dict[str, str] = write(source)
     state = tmp_path / "state"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALHUB_")}
-    env["SIGNALHUB_STATE_DIR"] = str(state)
+    env = environment_without_settings() | {"SIGNALHUB_STATE_DIR": str(state)}
 
-    result = subprocess.run(
-        [*SIGNALHUB, "connector", "run", name, "--dry-run", "--source", str(source)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result, _ = run_signalhub(
+        ["connector", "run", name, "--dry-run", "--source", str(source)], env, tmp_path
     )
 
     assert result.returncode == 0, result.stderr

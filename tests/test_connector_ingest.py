@@ -10,21 +10,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from connector_support import POLITIE_RECORD as GOOD
 from connector_support import definitions, make_runner
 from signalhub.connector import create_ingest_app, tokens_from_env
 from signalhub.errors import BrokerError
 
 TOKEN = "s3cret-politie-token"
 OTHER = "s3cret-gemeente-token"
-
-GOOD = {
-    "bvh_nummer": "PL2300-2024000001",
-    "incident_code": "F350",
-    "pleegdatum": "14-03-2024 22:15",
-    "bsn_verdachte": "111222333",
-    "postcode": "6211 AB",
-    "ernst": "2",
-}
 
 
 class Hub:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from process_support import environment_without_settings, run_signalhub
 from signalhub.apps.demo import private_state_dir
 
 DEMO_TIMEOUT_S = 240
@@ -34,18 +33,10 @@ def _offenders(*roots: Path) -> list[str]:
 @pytest.mark.integration
 def test_the_demo_leaves_nothing_readable_by_group_or_others(tmp_path: Path) -> None:
     state, out = tmp_path / "state", tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALHUB_")}
-    env["SIGNALHUB_STATE_DIR"] = str(state)
+    env = environment_without_settings() | {"SIGNALHUB_STATE_DIR": str(state)}
 
-    result = subprocess.run(
-        [sys.executable, "-m", "signalhub", "demo", "--out", str(out)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=DEMO_TIMEOUT_S,
-        check=False,
-        umask=0o022,
+    result, _ = run_signalhub(
+        ["demo", "--out", str(out)], env, tmp_path, timeout_s=DEMO_TIMEOUT_S, umask=0o022
     )
 
     assert result.returncode == 0, result.stderr[-2000:]

@@ -236,14 +236,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """Each ``SIGNALHUB_*`` variable no setting reads, with the closest known name if any."""
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | OTHER_SETTING_NAMES
+    # Compared without the prefix, which every name shares.
+    suffixes = [name.removeprefix(ENV_PREFIX) for name in known]
     found = []
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name in known:
             continue
         if name.startswith(_OTHER_SETTING_PREFIXES):
             continue
-        # Compared without the prefix, which every name shares.
-        suffixes = [k.removeprefix(ENV_PREFIX) for k in known]
         closest = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1)
         found.append(f"{name} (did you mean {ENV_PREFIX}{closest[0]}?)" if closest else name)
     return found

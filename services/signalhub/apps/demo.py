@@ -29,7 +29,7 @@ from signalhub.audit.record import decisions_in, register_audit_schemas
 from signalhub.broker.admin import create_topics
 from signalhub.broker.connect import connect
 from signalhub.broker.reader import assign_topics, drain, open_consumer
-from signalhub.bundling import ALERT_TYPE, progress
+from signalhub.bundling import progress
 from signalhub.bundling.store import store_path
 from signalhub.config import Settings, settings_env
 from signalhub.connector.definition import ConnectorDefinition, load_definitions
@@ -86,17 +86,16 @@ class DemoReport:
         A delivered envelope carries the domain's own signal id, so an alert is found by its
         delivery id (derived from the hub's signal id and the subscriber).
         """
-        by_delivery = {
-            record.delivery_id: record
-            for records in self.deliveries.values()
-            for record in records
-            if record.signal_type == ALERT_TYPE
-        }
-        return {
-            signal_id: by_delivery[delivery_id(signal_id, subscriber)]
+        hub_id_of = {
+            delivery_id(signal_id, subscriber): signal_id
             for signal_id in self.alert_ids
             for subscriber in self.deliveries
-            if delivery_id(signal_id, subscriber) in by_delivery
+        }
+        return {
+            hub_id_of[record.delivery_id]: record
+            for records in self.deliveries.values()
+            for record in records
+            if record.delivery_id in hub_id_of
         }
 
     @property

@@ -105,21 +105,7 @@ class KafkaSecurity:
         """The TLS context every client shares (None without TLS): CA, client cert, hostname."""
         if not self.uses_tls:
             return None
-        try:
-            context = ssl.create_default_context(
-                cafile=str(self.cafile) if self.cafile is not None else None
-            )
-            if self.certfile is not None:
-                context.load_cert_chain(
-                    str(self.certfile), str(self.keyfile) if self.keyfile is not None else None
-                )
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"cannot load the Kafka TLS files (SIGNALHUB_KAFKA_SSL_CAFILE, "
-                f"SIGNALHUB_KAFKA_SSL_CERTFILE, SIGNALHUB_KAFKA_SSL_KEYFILE): {exc}"
-            ) from exc
-        context.check_hostname = self.check_hostname  # the chain is verified either way
-        return context
+        return _ssl_context(self.cafile, self.certfile, self.keyfile, self.check_hostname)
 
     def kafka_python_options(self) -> dict[str, Any]:
         """The security options in kafka-python's names."""
@@ -148,6 +134,24 @@ class KafkaSecurity:
             ssl_context=context,
             mechanism=self.sasl_mechanism,
         )
+
+
+@functools.cache
+def _ssl_context(
+    cafile: Path | None, certfile: Path | None, keyfile: Path | None, check_hostname: bool
+) -> ssl.SSLContext:
+    """One context per set of TLS files, loaded once: a process builds many clients."""
+    try:
+        context = ssl.create_default_context(cafile=str(cafile) if cafile is not None else None)
+        if certfile is not None:
+            context.load_cert_chain(str(certfile), str(keyfile) if keyfile is not None else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the Kafka TLS files (SIGNALHUB_KAFKA_SSL_CAFILE, "
+            f"SIGNALHUB_KAFKA_SSL_CERTFILE, SIGNALHUB_KAFKA_SSL_KEYFILE): {exc}"
+        ) from exc
+    context.check_hostname = check_hostname  # the chain is verified either way
+    return context
 
 
 #: No TLS, no SASL: the embedded broker's loopback listener.
