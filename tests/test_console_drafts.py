@@ -78,3 +78,20 @@ def test_masking_hides_every_pii_field_and_unknown_fields() -> None:
     assert (shown["severity"], shown["category"], shown["reporter_type"]) == (3, "noise", None)
     unknown = mask_signal(registry, {"envelope": {"signal_type": "x"}, "payload": {"a": "b"}})
     assert unknown["payload"] == {"a": MASK}
+
+
+def test_dead_letter_view_masks_the_agencys_record_key() -> None:
+    """A police registration number, or a BSN an agency keys its records by, stays hidden."""
+    registry = SchemaRegistry.from_dir(load_settings().schemas_dir)
+    envelope = {
+        "signal_id": "s1",
+        "signal_type": "nuisance_report",
+        "source_agency": "politie",
+        "source_ref": "111222333",
+        "schema_version": 1,
+        "surprise": "not an envelope field",
+    }
+    shown = mask_signal(registry, {"envelope": envelope, "payload": {}})["envelope"]
+    assert (shown["source_ref"], shown["surprise"]) == (MASK, MASK)
+    assert shown["source_agency"] == "politie"
+    assert shown["signal_id"] == "s1"

@@ -2,10 +2,11 @@
 
 ``signals.dlq`` holds the original bytes of every record the enforcer could not process, so it
 holds clear identifiers. The console never shows them: a record that decodes is shown with every
-payload field the schema marks ``pii`` (and every field the schema does not know) replaced by a
-mask; a record that does not decode is shown by size and digest only. Replay sends the original
-bytes, unchanged, back to the signal topic they came from (after a fix: a schema registered, a
-connector corrected), once per dead letter; what was replayed is remembered under the state
+payload field the schema marks ``pii`` (and every field the schema does not know) and the
+agency's record key (``envelope.source_ref``) replaced by a mask; a record that does not decode
+is shown by size and digest only. Replay sends the original bytes, unchanged, back to the signal
+topic they came from (after a fix: a schema registered, a connector corrected), once per dead
+letter; what was replayed is remembered under the state
 directory and written to the console audit log by the caller.
 """
 
@@ -35,7 +36,15 @@ from signalhub.wire import (
     header,
 )
 
-__all__ = ["MASK", "DeadLetter", "ReplayLog", "mask_signal", "read_dead_letters", "replay"]
+__all__ = [
+    "MASK",
+    "SHOWN_ENVELOPE_FIELDS",
+    "DeadLetter",
+    "ReplayLog",
+    "mask_signal",
+    "read_dead_letters",
+    "replay",
+]
 
 MASK = "•••"
 
@@ -69,11 +78,17 @@ class DeadLetter:
         return json.dumps(self.masked, indent=2, ensure_ascii=False, sort_keys=True)
 
 
-def mask_signal(registry: SchemaRegistry, record: dict[str, Any]) -> dict[str, Any]:
-    """The record with every pii payload field (and every field the schema does not know) masked.
+#: Envelope fields an operator may see: what kind of record, from whom, when, under which id.
+#: Anything else is masked, the agency's own record key (``source_ref``: a police registration
+#: number, or a BSN where an agency keys its records by it) first of all.
+SHOWN_ENVELOPE_FIELDS = frozenset(
+    {"signal_id", "signal_type", "source_agency", "observed_at", "registered_at", "schema_version"}
+)
 
-    The envelope carries no personal data (it is documented so) and is shown as is.
-    """
+
+def mask_signal(registry: SchemaRegistry, record: dict[str, Any]) -> dict[str, Any]:
+    """The record with every pii payload field (and every field the schema does not know) and
+    every envelope field but :data:`SHOWN_ENVELOPE_FIELDS` masked."""
     envelope = record.get("envelope")
     payload = record.get("payload")
     if not isinstance(envelope, dict) or not isinstance(payload, dict):
@@ -92,7 +107,13 @@ def mask_signal(registry: SchemaRegistry, record: dict[str, Any]) -> dict[str, A
             shown[name] = MASK
         else:
             shown[name] = to_json_value(value)
-    return {"envelope": {k: to_json_value(v) for k, v in envelope.items()}, "payload": shown}
+    return {
+        "envelope": {
+            k: to_json_value(v) if k in SHOWN_ENVELOPE_FIELDS or v is None else MASK
+            for k, v in envelope.items()
+        },
+        "payload": shown,
+    }
 
 
 def _dead_letter(registry: SchemaRegistry, message: Any) -> DeadLetter:
