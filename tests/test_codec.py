@@ -314,6 +314,7 @@ def test_view_records_round_trip(registry: SchemaRegistry) -> None:
             "policy_version": "ab" * 32,
             "pseudonym_domain": "woningcorporatie",
             "withheld": ["subject_name", "address"],
+            "generalised": {},
         },
         "payload": {"subject_bsn": "pn1.k1.abcdef", "activity": "dealing", "severity": 2},
     }

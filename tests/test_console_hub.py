@@ -121,7 +121,22 @@ def test_the_dlq_page_masks_identifiers_and_shows_reasons(hub: ConsoleHub) -> No
     assert WRONG_TOPIC_BSN not in page
     assert WRONG_TOPIC_NAME not in page
     assert "Teststraat" not in page
+    assert "console-test-1" not in page  # the agency's record key
     assert "not decodable" in page  # the foreign bytes: size and digest only
+
+
+def test_the_matrix_page_shows_generalised_fields_the_envelope_and_the_source(
+    hub: ConsoleHub,
+) -> None:
+    with hub.client() as client:
+        login(client, "sam")
+        page = client.get("/console/policy/matrix")
+    assert page.status_code == 200
+    assert "<th>Source</th>" in page.text
+    assert "<th>How</th>" in page.text
+    assert "<td>postcode_area</td>" in page.text
+    assert "<td class=\"generalised\">generalised</td>" in page.text
+    assert "<td>envelope.source_ref</td>" in page.text
 
 
 def test_operators_are_refused_the_policy_pages_and_api(hub: ConsoleHub) -> None:
@@ -155,6 +170,7 @@ def test_auditors_read_the_audit_only(hub: ConsoleHub) -> None:
         assert found.status_code == 200
         assert "decision(s)" in found.text
         assert "gemeente" in found.text
+        assert "<th>Generalised</th>" in found.text
 
 
 def test_a_state_changing_request_without_the_csrf_token_is_refused(hub: ConsoleHub) -> None:

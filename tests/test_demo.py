@@ -23,11 +23,14 @@ from connectors.sample_data import bad_records
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from hub_support import gemeente_case, new_person, politie_row, write_csv, write_jsonl
+from bad_input_support import gemeente_file, politie_file
+from hub_support import gemeente_case, new_person, politie_row, valid_bsn, write_csv, write_jsonl
 from linkability_support import Granted, cross_domain_links, granted_paths
+from matrix_support import assert_matrix_predicts
 from process_support import alive
 from signalhub.config import load_settings
 from signalhub.connector import is_valid_bsn
+from signalhub.enforcer.generalise import find_bsns
 from signalhub.subscriptions import load_subscriptions, subscribers
 
 pytestmark = pytest.mark.integration
@@ -106,7 +109,7 @@ def _assert_nothing_left(tmp_path: Path, children: set[int]) -> None:
 
 
 def _assert_no_value_links_domains(
-    audit: list[dict[str, Any]], delivered: dict[str, list[dict[str, Any]]]
+    audit: list[dict[str, Any]], delivered: dict[str, list[dict[str, Any]]], min_pairs: int = 50
 ) -> None:
     """The demo's deliveries of one signal in different domains share no linking value."""
     by_delivery = {row["delivery_id"]: row for rows in delivered.values() for row in rows}
@@ -121,7 +124,7 @@ def _assert_no_value_links_domains(
                 row["fields_clear"], row["fields_generalised"]
             )
     pairs, links, _ = cross_domain_links(by_signal, granted)
-    assert pairs > 50
+    assert pairs > min_pairs
     assert links == [], f"{len(links)} linking values in the demo output, e.g. {links[:5]}"
 
 
@@ -230,6 +233,8 @@ def test_demo_writes_every_output_leaves_nothing_running_and_repeats_in_the_same
     assert allowed == {row["delivery_id"] for rows in delivered.values() for row in rows}
     assert {row["outcome"] for row in audit} >= {"allow", "deny"}
     _assert_no_value_links_domains(audit, delivered)
+    # What `policy matrix` says each subscriber gets is what each got, field by field.
+    assert assert_matrix_predicts(delivered) > 1000
 
     # The planted pattern: exactly one casework alert, delivered to zvh, without content.
     section = first.stdout.split("== casework alerts (bundler): ", 1)[1].split("\n== ", 1)[0]
@@ -288,6 +293,73 @@ def test_demo_with_an_input_directory_runs_those_files_only(tmp_path: Path) -> N
         assert person.bsn not in texts
     assert people[0].name in (out / "politie.jsonl").read_text()  # police may see the name
     assert people[0].name not in (out / "gemeente.jsonl").read_text()  # the municipality not
+
+
+def _renderings(bsn: str) -> list[str]:
+    """How people write a BSN in free text: separators of every kind, full-width digits."""
+    groups = (bsn[:3], bsn[3:6], bsn[6:])
+    return [
+        "/".join(groups),
+        "  ".join(groups),
+        "\u00a0".join(groups),
+        "_".join(groups),
+        bsn.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"}),
+    ]
+
+
+def _bsn_below_100_million() -> str:
+    """A valid BSN with a leading zero: written without it, it has eight digits."""
+    while True:
+        head = "0" + valid_bsn()[1:8]
+        check = sum(int(d) * w for d, w in zip(head, range(9, 1, -1), strict=True)) % 11
+        if check < 10:
+            return head + str(check)
+
+
+def test_demo_over_hostile_input_leaks_no_bsn_links_no_domains_and_rejects_each_bad_record(
+    tmp_path: Path,
+) -> None:
+    """Every kind of bad input the issue named, through ``demo --input --out`` as users run it:
+    BSNs written with separators, in full-width digits and in the eight-digit form in the
+    police's free text (which the police receive in clear, scrubbed), plus records with
+    non-UTF-8 bytes, out-of-range dates and nested values. The run completes, every bad record is
+    in the rejects with its reason, no planted BSN reaches any subscriber however written, no
+    value links two domains, and the matrix predicts every delivered field."""
+    inputs = tmp_path / "input"
+    inputs.mkdir()
+    planted = [valid_bsn() for _ in range(5)]
+    short = _bsn_below_100_million()
+    texts = [f"Melder noemt verdachte {text} bij de woning." for text in _renderings(planted[0])]
+    texts += [f"BSN {planted[1]} en {short[1:]} genoemd, zie ook {planted[2]}."]
+    good = [
+        {"bvh_nummer": f"PL-H{n}", "incident_code": "D200", "bsn_verdachte": planted[3],
+         "omschrijving": text, "ernst": "5"}
+        for n, text in enumerate(texts)
+    ]  # fmt: skip
+    expected = gemeente_file(inputs / "gemeente.jsonl") | politie_file(
+        inputs / "politie.csv", *good
+    )
+    out = tmp_path / "out"
+
+    result, children = _run_demo(tmp_path, "--input", str(inputs), "--out", str(out))
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_nothing_left(tmp_path, children)
+    rejects = {row["ref"]: row for row in _lines(out / "rejects.jsonl")}
+    assert set(rejects) == set(expected)
+    for ref, reason in expected.items():
+        row = rejects[ref]
+        assert f"({row['code']}): {row['reason']}".startswith(reason), (ref, row)
+    delivered = {name: _lines(out / f"{name}.jsonl") for name in SUBSCRIBERS}
+    police = [row for row in delivered["politie"] if row["signal_type"] == "drug_signal"]
+    assert len(police) == len(good)
+    assert all("pn1." in row["record"]["payload"]["description"] for row in police)
+    text = "".join((out / f"{name}.jsonl").read_text("utf-8") for name in SUBSCRIBERS)
+    found = {match.bsn for match in find_bsns(text)}
+    assert found & {*planted, short} == set()
+    audit = _lines(out / "audit.jsonl")
+    _assert_no_value_links_domains(audit, delivered, min_pairs=5)
+    assert assert_matrix_predicts(delivered) > 100
 
 
 def test_demo_with_an_empty_input_directory_fails_with_an_error(tmp_path: Path) -> None:

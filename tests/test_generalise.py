@@ -165,3 +165,15 @@ def test_decision_contract_parses_generalise_and_refuses_nonsense() -> None:
         parse_decisions({"s": entry | {"generalise": {"subject_bsn": "postcode_area"}}}, ["s"], "v")
     denied = entry | {"allow": False, "generalise": {"address": "postcode_area"}}
     assert parse_decisions({"s": denied}, ["s"], "v")["s"].generalise == {}
+
+
+def test_decision_contract_takes_the_envelope_timestamp_methods_the_policy_allows() -> None:
+    """The Rego accepts ``{"envelope.observed_at": "hour"}``; the contract once refused it, so
+    such an agreement denied and parked every signal."""
+    times = {"envelope.observed_at": "hour", "envelope.registered_at": "day"}
+    entry = {"allow": True, "fields": ["severity"], "pseudonymise": [], "reasons": [],
+             "domain": "gemeente", "legal_basis": "b", "generalise": times}  # fmt: skip
+    assert parse_decisions({"s": entry}, ["s"], "v")["s"].generalise == times
+    for wrong in ({"envelope.observed_at": "age_band"}, {"address": "hour"}):
+        with pytest.raises(PolicyError, match="generalise"):
+            parse_decisions({"s": entry | {"generalise": wrong}}, ["s"], "v")

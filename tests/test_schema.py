@@ -241,6 +241,7 @@ def test_view_projects_clear_and_pseudonymised_fields(registry: SchemaRegistry) 
         "policy_version",
         "pseudonym_domain",
         "withheld",
+        "generalised",
     ]
     fields = {f["name"]: f for f in payload["type"]["fields"]}
     assert list(fields) == ["subject_bsn", "activity", "severity"]  # schema order

@@ -65,7 +65,7 @@ _no_agreement(sub, signal) := {
 
 _decide_under(sub, signal, now, key, agreement) := _verdict(
 	sub, key, agreement,
-	_problems(sub, signal.attributes, now, agreement),
+	_problems(sub, signal, now, agreement),
 )
 
 _verdict(sub, key, agreement, problems) := _allow(sub, key, agreement) if {
@@ -92,11 +92,12 @@ _allow(sub, key, agreement) := {
 _domain(sub, agreement) := object.get(agreement, "domain", sub.subscriber)
 
 # Every reason to deny; empty means allow.
-_problems(sub, attributes, now, agreement) := union({
+_problems(sub, signal, now, agreement) := union({
 	_basis_problems(sub, agreement),
 	_validity_problems(now, agreement),
-	_condition_problems(object.get(agreement, "conditions", {}), attributes),
-	_consent_problems(attributes, agreement),
+	_condition_problems(object.get(agreement, "conditions", {}), signal.attributes),
+	_source_problems(object.get(agreement, "conditions", {}), signal),
+	_consent_problems(signal.attributes, agreement),
 	_clear_bsn_problems(agreement),
 	_generalise_problems(agreement),
 })
@@ -163,6 +164,14 @@ _minor_problems(conditions, attributes) := {msg |
 }
 
 _is_minor(attributes) if attributes.minor == true
+
+# sources limits an agreement to signals published by the agencies it names (the hub's own
+# casework alerts come from "signalhub").
+_source_problems(conditions, signal) := {msg |
+	sources := conditions.sources
+	not signal.source in sources
+	msg := sprintf("the signal's source %s is not one of the agreed sources %v", [signal.source, sources])
+}
 
 _consent_problems(attributes, agreement) := {msg |
 	agreement.requires_consent == true

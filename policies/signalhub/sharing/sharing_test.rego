@@ -573,3 +573,29 @@ test_deny_casework_alert_to_other_partners if {
 		not data.signalhub.agreements[concat("/", ["casework_alert", subscriber, "casework"])]
 	}
 }
+
+# An agreement may be limited to signals from some publishing agencies (conditions.sources).
+_nuisance_from_politie_only := object.union(
+	data.signalhub.agreements["nuisance_report/gemeente/public_order"],
+	{"conditions": {"sources": ["politie"]}},
+)
+
+_nuisance_from(source) := d if {
+	d := sharing.decision with input as {
+		"signal": {"type": "nuisance_report", "source": source, "attributes": {"category": "noise", "severity": 4}},
+		"subscription": _subscription("nuisance_report/gemeente/public_order", "Gemeentewet art. 172"),
+		"now": _today,
+	}
+		with data.signalhub.agreements["nuisance_report/gemeente/public_order"] as _nuisance_from_politie_only
+}
+
+test_allow_signal_from_an_agreed_source if {
+	d := _nuisance_from("politie")
+	d.allow == true
+}
+
+test_deny_signal_from_another_source if {
+	d := _nuisance_from("gemeente")
+	d.allow == false
+	`the signal's source gemeente is not one of the agreed sources ["politie"]` in d.reasons
+}

@@ -99,15 +99,19 @@ def demo(input_dir: Path | None, out_dir: Path | None, limit: int) -> None:
 
 
 def render_delivery(record: DeliveredRecord) -> str:
-    """One line: type, delivery id, clear fields, pseudonyms (shortened) and withheld names."""
+    """One line: type, delivery id, clear fields, generalised ones with their method,
+    pseudonyms (shortened) and withheld names."""
     payload = record.record.get("payload") or {}
     delivery = record.record.get("delivery") or {}
     pseudonymised = set(record.pseudonymised_fields())
+    generalised = record.generalised_fields()
     shown = []
     for name, value in payload.items():
         if value is None:
             continue
         text = f"{value[:14]}…" if name in pseudonymised and isinstance(value, str) else repr(value)
+        if name in generalised:
+            text += f"({generalised[name]})"
         shown.append(f"{name}={text}")
     withheld = delivery.get("withheld") or []
     more = f" (+{len(shown) - _PAYLOAD_PREVIEW} more)" if len(shown) > _PAYLOAD_PREVIEW else ""

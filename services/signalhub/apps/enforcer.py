@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 import faust
 
+from signalhub.apps.publishers import publishing_agencies
 from signalhub.audit import record as audit_record
 from signalhub.config import Settings
-from signalhub.connector.definition import load_definitions
 from signalhub.enforcer.core import Enforcement
 from signalhub.enforcer.metrics import EnforcerMetrics
 from signalhub.enforcer.worker import build_enforcer_app
@@ -68,12 +68,9 @@ def _every_policy_input(
     registry: SchemaRegistry,
     subscriptions: Mapping[str, Sequence[Subscription]],
 ) -> Iterator[JSON]:
-    """What the memo is warmed with: the inputs the connectors' signals can give today."""
-    agencies: dict[str, list[str]] = {}
-    for definition in load_definitions(settings.connectors_dir).values():
-        for signal_type in definition.signal_types():
-            agencies.setdefault(signal_type, []).append(definition.agency)
+    """What the memo is warmed with: the inputs the publishers' signals can give today."""
     today = datetime.now(UTC).date()
+    agencies = publishing_agencies(settings.connectors_dir)
     cases = policy_corpus(registry, subscriptions, today, sources=agencies)
     return (case.policy_input for case in cases)
 

@@ -222,10 +222,12 @@ def _emit(rows: Sequence[StoredRecord], fmt: str, refs: Sequence[str] | None) ->
 
 def _text_line(record: dict[str, Any], seq: int) -> str:
     fields = ", ".join(record.get("fields_clear") or []) or "-"
+    general = ", ".join(record.get("fields_generalised") or []) or "-"
     pseudo = ", ".join(record.get("fields_pseudonymised") or []) or "-"
     return (
         f"#{seq} {record['decided_at']} {record['outcome']:<5} {record['subscriber']} "
         f"({record['purpose']}; {record['legal_basis']}) signal {record['signal_id']} "
-        f"{record['signal_type']} clear: {fields} pseudonymised: {pseudo} "
+        f"{record['signal_type']} clear: {fields} generalised: {general} "
+        f"pseudonymised: {pseudo} "
         f"policy {record['policy_version'][:12]}"
     )

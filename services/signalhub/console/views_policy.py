@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from signalhub.apps.publishers import publishing_agencies
 from signalhub.console.auth import Session
 from signalhub.console.drafts import PolicyDraft, Problem, locate_problems
 from signalhub.console.web import ConsoleContext, first, form_of, guarded
@@ -245,7 +246,10 @@ def _query(**values: str) -> str:
 def _matrix_rows(ctx: ConsoleContext) -> tuple[str, list[Any]]:
     engine = policy_in_force(ctx.settings, ctx.bootstrap)
     try:
-        rows = policy_matrix(ctx.registry, _subscriptions(ctx), engine, date.today())
+        sources = publishing_agencies(ctx.settings.connectors_dir)
+        rows = policy_matrix(
+            ctx.registry, _subscriptions(ctx), engine, date.today(), sources=sources
+        )
         return engine.version, rows
     finally:
         _close(engine)

@@ -42,13 +42,20 @@ def _short(value: object, width: int = 40) -> str:
 
 
 def summary_line(delivered: DeliveredRecord) -> str:
-    """One readable line: when, type, delivery id, clear fields, pseudonyms, withheld names."""
+    """One readable line: when, type, delivery id, clear fields, generalised fields (with the
+    method), pseudonyms, withheld names."""
     record = delivered.record
     envelope = record.get("envelope") or {}
     payload = record.get("payload") or {}
     withheld = (record.get("delivery") or {}).get("withheld") or []
     pseudonymised = set(delivered.pseudonymised_fields())
-    clear = [f"{k}={_short(v)}" for k, v in payload.items() if k not in pseudonymised]
+    generalised = delivered.generalised_fields()
+    clear = [
+        f"{k}={_short(v)}"
+        for k, v in payload.items()
+        if k not in pseudonymised and k not in generalised
+    ]
+    general = [f"{k}={v}({generalised[k]})" for k, v in payload.items() if k in generalised]
     pseudo = [f"{k}={v}" for k, v in payload.items() if k in pseudonymised]
     parts = [
         str(envelope.get("registered_at", "?")),
@@ -56,6 +63,7 @@ def summary_line(delivered: DeliveredRecord) -> str:
         delivered.delivery_id,
         f"from={envelope.get('source_agency', '?')}",
         f"clear[{' '.join(clear)}]",
+        f"generalised[{' '.join(general)}]",
         f"pseudonyms[{' '.join(pseudo)}]",
         f"withheld[{','.join(withheld)}]",
     ]

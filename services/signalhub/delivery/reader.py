@@ -87,6 +87,12 @@ class DeliveredRecord:
         payload = self.record.get("payload") or {}
         return [k for k, v in payload.items() if isinstance(v, str) and v.startswith("pn1.")]
 
+    def generalised_fields(self) -> dict[str, str]:
+        """``{field: method}`` of the payload fields delivered generalised (an age band in
+        ``subject_birth_date``), as the delivery block says."""
+        marked = (self.record.get("delivery") or {}).get("generalised") or {}
+        return {str(name): str(method) for name, method in marked.items()}
+
 
 def _payload_fields(schema: AvroSchema) -> list[dict[str, Any]]:
     for f in schema.get("fields", []):

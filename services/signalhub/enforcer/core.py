@@ -305,6 +305,7 @@ class Enforcement:
                 "policy_version": decision.policy_version,
                 "pseudonym_domain": decision.domain,
                 "withheld": list(projection.withheld),
+                "generalised": dict(projection.generalised),
             },
             "payload": view_payload,
         }

@@ -22,33 +22,70 @@ from whom, for every signal of that kind alike; they pass unchanged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from signalhub.enforcer.projection import PseudonymSink
-from signalhub.policy.decision import Decision
+from signalhub.policy.decision import ENVELOPE_TIMES, TIME_GENERALISATIONS, Decision
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.types import Record
 
 __all__ = [
     "ENVELOPE_FIELD_PREFIX",
-    "TIME_GENERALISATIONS",
+    "EnvelopeTreatment",
     "domain_signal_id",
+    "envelope_treatments",
     "project_envelope",
 ]
 
 #: How an agreement names an envelope field in its ``fields`` and ``generalise``.
 ENVELOPE_FIELD_PREFIX = "envelope."
-#: What an envelope timestamp may be generalised to; the first is the default.
-TIME_GENERALISATIONS = ("day", "hour")
-_TIME_FIELDS = ("observed_at", "registered_at")
+_TIME_FIELDS = tuple(sorted(name.removeprefix(ENVELOPE_FIELD_PREFIX) for name in ENVELOPE_TIMES))
 
 
 def domain_signal_id(pseudonymiser: Pseudonymiser, domain: str, signal_id: str) -> str:
     """The signal's id in ``domain``: UUID-shaped, keyed, unlinkable to other domains' ids."""
     keyed = pseudonymiser.pseudonym(domain, "signal_id", signal_id)
     return str(uuid.UUID(bytes=hashlib.sha256(keyed.encode()).digest()[:16], version=4))
+
+
+@dataclass(frozen=True)
+class EnvelopeTreatment:
+    """How one envelope field leaves: ``clear``, ``pseudonymised`` (``how``: a keyed id or
+    reference of the domain) or ``generalised`` (``how``: ``day`` or ``hour``)."""
+
+    treatment: str
+    how: str = ""
+
+
+#: The envelope fields every delivery carries unchanged: what kind of record, from whom.
+_DESCRIPTIVE = ("signal_type", "source_agency", "schema_version")
+
+
+@functools.lru_cache(maxsize=1024)
+def envelope_treatments(decision: Decision) -> Mapping[str, EnvelopeTreatment]:
+    """What ``decision`` does with each envelope field (the matrix shows the same answer);
+    shared between calls, so read-only."""
+    clear = {name.removeprefix(ENVELOPE_FIELD_PREFIX) for name in decision.fields}
+    plan: dict[str, EnvelopeTreatment] = {name: EnvelopeTreatment("clear") for name in _DESCRIPTIVE}
+    plan["signal_id"] = EnvelopeTreatment("pseudonymised", "signal id of the domain")
+    plan["source_ref"] = (
+        EnvelopeTreatment("clear")
+        if "source_ref" in clear
+        else EnvelopeTreatment("pseudonymised", "keyed reference of the domain")
+    )
+    for name in _TIME_FIELDS:
+        method = decision.generalise.get(ENVELOPE_FIELD_PREFIX + name, TIME_GENERALISATIONS[0])
+        plan[name] = (
+            EnvelopeTreatment("clear")
+            if name in clear
+            else EnvelopeTreatment("generalised", method if method == "hour" else "day")
+        )
+    return plan
 
 
 def project_envelope(
@@ -59,25 +96,23 @@ def project_envelope(
 ) -> Record:
     """The envelope as ``decision`` lets its subscriber see it (see the module docstring)."""
     domain = decision.domain
-    clear = {name.removeprefix(ENVELOPE_FIELD_PREFIX) for name in decision.fields}
+    plan = envelope_treatments(decision)
     projected = dict(envelope)
     projected["signal_id"] = domain_signal_id(pseudonymiser, domain, str(envelope["signal_id"]))
-    if "source_ref" not in clear:
+    if plan["source_ref"].treatment != "clear":
         reference = f"{envelope['source_agency']}:{envelope['source_ref']}"
         keyed = pseudonymiser.pseudonym(domain, "source_ref", reference)
         if sink is not None:
             sink.record(domain, "source_ref", reference, keyed)
         projected["source_ref"] = keyed
     for name in _TIME_FIELDS:
-        if name in clear:
-            continue
-        method = decision.generalise.get(ENVELOPE_FIELD_PREFIX + name, TIME_GENERALISATIONS[0])
-        projected[name] = _cut(envelope[name], method)
+        if plan[name].treatment == "generalised":
+            projected[name] = _cut(envelope[name], plan[name].how)
     return projected
 
 
 def _cut(moment: datetime, method: str) -> datetime:
-    """``moment`` (UTC) cut to the start of its hour or day; an unknown method cuts to the day."""
+    """``moment`` (UTC) cut to the start of its hour (``hour``) or else its day."""
     moment = moment.astimezone(UTC)
     if method == "hour":
         return moment.replace(minute=0, second=0, microsecond=0)

@@ -195,17 +195,25 @@ def rollback_command(version: str, message: str, author: str | None) -> None:
 
 
 @policy_group.command("matrix")
-@click.option("--format", "fmt", type=click.Choice(["text", "csv", "html"]), default="text")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "html"]), default="text")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
 @_dir_option("Evaluate this policy directory instead of the version in force.")
 @click.option("--today", help="Decide as of this date (YYYY-MM-DD; default today).")
 def matrix_command(
     fmt: str, output: Path | None, policies_dir: Path | None, today: str | None
 ) -> None:
-    """Who sees what: subscriber x signal type x field, with the legal basis."""
+    """Who sees what: per subscriber, signal type, source and field, clear / generalised /
+    pseudonymised / withheld, with the legal basis."""
+    from signalhub.apps.publishers import publishing_agencies
     from signalhub.policy.engine import EmbeddedPolicyEngine
     from signalhub.policy.lifecycle import policy_in_force
-    from signalhub.policy.matrix import policy_matrix, render_csv, render_html, render_text
+    from signalhub.policy.matrix import (
+        policy_matrix,
+        render_csv,
+        render_html,
+        render_json,
+        render_text,
+    )
 
     settings = current_settings()
     registry, subscriptions = _context(settings)
@@ -214,9 +222,12 @@ def matrix_command(
         if policies_dir
         else policy_in_force(settings, settings.bootstrap_servers or None)
     )
-    rows = policy_matrix(registry, subscriptions, engine, _today(today))
+    sources = publishing_agencies(settings.connectors_dir)
+    rows = policy_matrix(registry, subscriptions, engine, _today(today), sources=sources)
     if fmt == "csv":
         text = render_csv(rows)
+    elif fmt == "json":
+        text = render_json(rows, version=engine.version)
     elif fmt == "html":
         text = render_html(rows, version=engine.version)
     else:

@@ -19,7 +19,9 @@ from signalhub.errors import PolicyError
 from signalhub.types import JSON
 
 __all__ = [
+    "ENVELOPE_TIMES",
     "GENERALISATIONS",
+    "TIME_GENERALISATIONS",
     "Decision",
     "build_input",
     "parse_decisions",
@@ -30,6 +32,11 @@ __all__ = [
 _DOMAIN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 #: How a field may be generalised (signalhub.enforcer.generalise implements them).
 GENERALISATIONS = frozenset({"age_band", "postcode_area", "neighbourhood"})
+#: What an envelope timestamp may be generalised to (signalhub.enforcer.envelope cuts it); the
+#: first is what it gets when the decision says nothing.
+TIME_GENERALISATIONS = ("day", "hour")
+#: The envelope timestamps a decision names as ``envelope.<field>`` in fields and generalise.
+ENVELOPE_TIMES = frozenset({"envelope.observed_at", "envelope.registered_at"})
 
 
 @dataclass(frozen=True)
@@ -139,13 +146,20 @@ def _generalise(sub_id: str, entry: Mapping[str, JSON]) -> dict[str, str]:
     """The optional ``generalise`` object: field -> one of :data:`GENERALISATIONS`."""
     value = entry.get("generalise", {})
     if not isinstance(value, dict) or not all(
-        isinstance(method, str) and method in GENERALISATIONS for method in value.values()
+        _known_generalisation(str(name), method) for name, method in value.items()
     ):
         raise PolicyError(
             f"decision for subscription {sub_id}: generalise is not an object of "
-            f"field -> {' | '.join(sorted(GENERALISATIONS))}"
+            f"field -> {' | '.join(sorted(GENERALISATIONS))} (envelope timestamps: "
+            f"{' | '.join(TIME_GENERALISATIONS)})"
         )
     return {str(name): str(method) for name, method in sorted(value.items())}
+
+
+def _known_generalisation(name: str, method: JSON) -> bool:
+    if name in ENVELOPE_TIMES:
+        return method in TIME_GENERALISATIONS
+    return isinstance(method, str) and method in GENERALISATIONS
 
 
 def _strings(sub_id: str, entry: Mapping[str, JSON], key: str) -> tuple[str, ...]:

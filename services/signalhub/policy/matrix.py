@@ -1,10 +1,18 @@
-"""Who sees what: subscriber x signal type x field -> clear / pseudonymised / withheld.
+"""Who sees what: subscriber x signal type x source x field -> clear / generalised / pseudonymised
+/ withheld.
 
 Derived by *evaluating* the policy over the attribute corpus (:mod:`signalhub.policy.corpus`),
 not by reading the agreements: the matrix shows what the rules actually do, including the
-conditions (a field is "clear, conditional" when some inputs are allowed and others denied; the
-deny reasons the policy gave say when). A subscription the policy never allows shows every field
-withheld with the reason.
+conditions (a subscription is "conditional" when some inputs are allowed and others denied; the
+deny reasons the policy gave say when). Each field's treatment is the one the enforcer applies
+(:func:`~signalhub.enforcer.projection.plan_projection` for the payload,
+:func:`~signalhub.enforcer.envelope.envelope_treatments` for the envelope), with how: the
+generalisation method, or what a pseudonymised envelope value is. A subscription the policy never
+allows shows every field withheld with the reason.
+
+The corpus is evaluated once per agency that publishes the type (``sources``); where the policy
+decides alike for all of them, one row stands for every source (``source_agency`` ``*``), else
+each publisher gets its own rows.
 """
 
 from __future__ import annotations
@@ -12,25 +20,50 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 
+from signalhub.enforcer.envelope import ENVELOPE_FIELD_PREFIX, envelope_treatments
 from signalhub.enforcer.projection import plan_projection
-from signalhub.policy.corpus import policy_corpus
+from signalhub.policy.corpus import CORPUS_SOURCE, policy_corpus
+from signalhub.policy.decision import Decision
 from signalhub.policy.engine import PolicyEngine
-from signalhub.schema.registry import SchemaRegistry
+from signalhub.schema.registry import SchemaRegistry, SignalSchema
 from signalhub.subscriptions import Subscription
 
-__all__ = ["MatrixRow", "policy_matrix", "render_csv", "render_html", "render_text"]
+__all__ = [
+    "ANY_SOURCE",
+    "TREATMENTS",
+    "MatrixRow",
+    "policy_matrix",
+    "render_csv",
+    "render_html",
+    "render_json",
+    "render_text",
+]
+
+#: From least to most disclosing: over several inputs a field shows the most disclosing one seen,
+#: so the matrix never understates.
+TREATMENTS = ("withheld", "pseudonymised", "generalised", "clear")
+#: The source of a row that holds for every publisher of the type.
+ANY_SOURCE = "*"
+#: Envelope fields that say what kind of record and from whom: clear in every delivery, so the
+#: text form leaves them out (the other forms list them).
+_DESCRIPTIVE = frozenset(
+    {"envelope.signal_type", "envelope.source_agency", "envelope.schema_version"}
+)
 
 CSV_COLUMNS = (
     "subscriber",
     "subscription",
     "signal_type",
+    "source_agency",
     "field",
     "treatment",
+    "how",
     "legal_basis",
     "domain",
     "allowed_cases",
@@ -46,10 +79,12 @@ class MatrixRow:
     subscriber: str
     subscription: str
     signal_type: str
-    field: str
-    treatment: str  # clear | pseudonymised | withheld
+    source_agency: str  # a publishing agency, or ANY_SOURCE
+    field: str  # a payload field, or envelope.<name>
+    treatment: str  # one of TREATMENTS
+    how: str  # generalised: the method(s); pseudonymised envelope values: what they become
     legal_basis: str
-    domain: str
+    domain: str  # the pseudonym domain of the deliveries ("" when never allowed)
     allowed_cases: int
     cases: int
     when_denied: str  # the policy's deny reasons over the corpus, "; "-joined
@@ -59,63 +94,123 @@ class MatrixRow:
         return 0 < self.allowed_cases < self.cases
 
 
+@dataclass
+class _Tally:
+    """What one subscription got for one type from one source, over the corpus."""
+
+    cases: int = 0
+    allowed: int = 0
+    basis: str = ""
+    domain: str = ""
+    reasons: Counter[str] = field(default_factory=Counter)
+    #: field -> (rank in TREATMENTS, the hows seen at that rank)
+    cells: dict[str, tuple[int, frozenset[str]]] = field(default_factory=dict)
+
+    def note(self, name: str, treatment: str, how: str = "") -> None:
+        rank = TREATMENTS.index(treatment)
+        seen = self.cells.get(name)
+        if seen is None or rank > seen[0]:
+            self.cells[name] = (rank, frozenset({how} - {""}))
+        elif rank == seen[0] and how:
+            self.cells[name] = (rank, seen[1] | {how})
+
+    def add(self, schema: SignalSchema, decision: Decision) -> None:
+        self.cases += 1
+        self.basis = self.basis or decision.legal_basis
+        if not decision.allow:
+            self.reasons.update(decision.reasons)
+            return
+        self.allowed += 1
+        self.basis, self.domain = decision.legal_basis, decision.domain
+        projection = plan_projection(schema, decision)
+        for name in projection.clear:
+            self.note(name, "clear")
+        for name, method in projection.generalised:
+            self.note(name, "generalised", method)
+        for name in projection.pseudonymised:
+            self.note(name, "pseudonymised")
+        for name, treatment in envelope_treatments(decision).items():
+            self.note(ENVELOPE_FIELD_PREFIX + name, treatment.treatment, treatment.how)
+
+    def signature(self) -> tuple[object, ...]:
+        """Everything a row shows: two sources with the same signature share their rows."""
+        return (
+            self.cases,
+            self.allowed,
+            self.basis,
+            self.domain,
+            sorted(self.reasons),
+            sorted(self.cells.items()),
+        )
+
+
 def policy_matrix(
     registry: SchemaRegistry,
     subscriptions: Mapping[str, Sequence[Subscription]],
     engine: PolicyEngine,
     today: date,
+    *,
+    sources: Mapping[str, Sequence[str]] | None = None,
 ) -> list[MatrixRow]:
-    """Evaluate ``engine`` over the corpus and fold the decisions into matrix rows."""
-    allowed: Counter[tuple[str, str]] = Counter()
-    cases: Counter[tuple[str, str]] = Counter()
-    treatment: dict[tuple[str, str, str], str] = {}
-    basis: dict[tuple[str, str], str] = {}
-    domain: dict[tuple[str, str], str] = {}
-    reasons: dict[tuple[str, str], Counter[str]] = {}
-    for case in policy_corpus(registry, subscriptions, today):
+    """Evaluate ``engine`` over the corpus, per publishing agency of each type (``sources``,
+    default: one, :data:`~signalhub.policy.corpus.CORPUS_SOURCE`), and fold the decisions into
+    matrix rows."""
+    tallies: dict[tuple[str, str, str], _Tally] = {}
+    for case in policy_corpus(registry, subscriptions, today, sources=sources):
         schema = registry.signal(case.signal_type)
+        agency = str(case.policy_input["signal"]["source"])
         for sub_id, decision in engine.decide(case.policy_input).items():
-            key = (sub_id, case.signal_type)
-            cases[key] += 1
-            basis.setdefault(key, decision.legal_basis)
-            if not decision.allow:
-                reasons.setdefault(key, Counter()).update(decision.reasons)
-                continue
-            allowed[key] += 1
-            basis[key], domain[key] = decision.legal_basis, decision.domain
-            projection = plan_projection(schema, decision)
-            for state, names in (
-                ("clear", projection.clear),
-                ("pseudonymised", projection.pseudonymised),
-            ):
-                for name in names:
-                    # Most disclosing treatment seen wins: the matrix must not understate.
-                    if treatment.get((sub_id, case.signal_type, name)) != "clear":
-                        treatment[(sub_id, case.signal_type, name)] = state
+            key = (sub_id, case.signal_type, agency)
+            tallies.setdefault(key, _Tally()).add(schema, decision)
     rows: list[MatrixRow] = []
     for signal_type in registry.signal_types():
         schema = registry.signal(signal_type)
+        fields = [spec.name for spec in schema.payload_fields] + _envelope_fields(schema)
+        agencies = list((sources or {}).get(signal_type) or (CORPUS_SOURCE,))
         for sub in subscriptions.get(signal_type, ()):
-            key = (sub.id, signal_type)
-            if not cases[key]:
+            found = {
+                a: tallies[(sub.id, signal_type, a)]
+                for a in agencies
+                if (sub.id, signal_type, a) in tallies
+            }
+            if not found:
                 continue
-            denied = "; ".join(sorted(reasons.get(key, Counter())))
-            for spec in schema.payload_fields:
-                rows.append(
-                    MatrixRow(
-                        sub.subscriber,
-                        sub.id,
-                        signal_type,
-                        spec.name,
-                        treatment.get((sub.id, signal_type, spec.name), "withheld"),
-                        basis.get(key, sub.legal_basis),
-                        domain.get(key, ""),
-                        allowed[key],
-                        cases[key],
-                        denied,
-                    )
-                )
+            if len({repr(t.signature()) for t in found.values()}) == 1:
+                found = {ANY_SOURCE: next(iter(found.values()))}
+            for agency, tally in found.items():
+                rows += _rows(sub, signal_type, agency, tally, fields)
     rows.sort(key=lambda r: (r.subscriber, r.signal_type, r.subscription))
+    return rows
+
+
+def _envelope_fields(schema: SignalSchema) -> list[str]:
+    envelope = next(f for f in schema.avro["fields"] if f["name"] == "envelope")["type"]
+    return [ENVELOPE_FIELD_PREFIX + str(f["name"]) for f in envelope["fields"]]
+
+
+def _rows(
+    sub: Subscription, signal_type: str, agency: str, tally: _Tally, fields: Sequence[str]
+) -> list[MatrixRow]:
+    denied = "; ".join(sorted(tally.reasons))
+    rows = []
+    for name in fields:
+        rank, hows = tally.cells.get(name, (0, frozenset()))
+        rows.append(
+            MatrixRow(
+                sub.subscriber,
+                sub.id,
+                signal_type,
+                agency,
+                name,
+                TREATMENTS[rank],
+                " | ".join(sorted(hows)),
+                tally.basis or sub.legal_basis,
+                tally.domain,
+                tally.allowed,
+                tally.cases,
+                denied,
+            )
+        )
     return rows
 
 
@@ -127,26 +222,44 @@ def _when(row: MatrixRow) -> str:
     return "always"
 
 
-def render_text(rows: Sequence[MatrixRow]) -> str:
-    """Per subscriber and signal type: the fields in clear, pseudonymised, and the basis."""
-    out: list[str] = []
-    groups: dict[tuple[str, str, str], list[MatrixRow]] = {}
+def _named(row: MatrixRow) -> str:
+    return f"{row.field} ({row.how})" if row.how else row.field
+
+
+def _groups(rows: Sequence[MatrixRow]) -> dict[tuple[str, str, str, str], list[MatrixRow]]:
+    groups: dict[tuple[str, str, str, str], list[MatrixRow]] = {}
     for row in rows:
-        groups.setdefault((row.subscriber, row.signal_type, row.subscription), []).append(row)
+        key = (row.subscriber, row.signal_type, row.subscription, row.source_agency)
+        groups.setdefault(key, []).append(row)
+    return groups
+
+
+def render_text(rows: Sequence[MatrixRow]) -> str:
+    """Per subscriber, signal type and (where it matters) source: the payload fields by
+    treatment, the envelope fields that are decided, the basis and the domain."""
+    out: list[str] = []
     current = None
-    for (subscriber, signal_type, sub_id), cells in groups.items():
+    for (subscriber, signal_type, sub_id, source), cells in _groups(rows).items():
         if subscriber != current:
             out.append(f"\n{subscriber}")
             current = subscriber
         first = cells[0]
-        clear = [c.field for c in cells if c.treatment == "clear"]
-        pseudo = [c.field for c in cells if c.treatment == "pseudonymised"]
-        out.append(f"  {signal_type}  ({sub_id}, {_when(first)})")
+        origin = "" if source == ANY_SOURCE else f", from {source}"
+        out.append(f"  {signal_type}  ({sub_id}{origin}, {_when(first)})")
         out.append(f"    legal basis:   {first.legal_basis}")
-        out.append(f"    clear:         {', '.join(clear) or '-'}")
-        out.append(f"    pseudonymised: {', '.join(pseudo) or '-'}")
-        withheld = [c.field for c in cells if c.treatment == "withheld"]
-        out.append(f"    withheld:      {', '.join(withheld) or '-'}")
+        payload = [c for c in cells if not c.field.startswith(ENVELOPE_FIELD_PREFIX)]
+        for treatment in reversed(TREATMENTS):
+            names = [_named(c) for c in payload if c.treatment == treatment]
+            out.append(f"    {treatment + ':':<15}{', '.join(names) or '-'}")
+        if first.allowed_cases:
+            out.append(f"    domain:        {first.domain}")
+            envelope = [
+                f"{c.field.removeprefix(ENVELOPE_FIELD_PREFIX)} {c.treatment}"
+                + (f" ({c.how})" if c.how else "")
+                for c in cells
+                if c.field.startswith(ENVELOPE_FIELD_PREFIX) and c.field not in _DESCRIPTIVE
+            ]
+            out.append(f"    envelope:      {', '.join(envelope)}")
         if first.when_denied and first.allowed_cases < first.cases:
             out.append(f"    denied when:   {first.when_denied}")
     return "\n".join(out).lstrip("\n") + "\n"
@@ -161,8 +274,15 @@ def render_csv(rows: Sequence[MatrixRow]) -> str:
     return buffer.getvalue()
 
 
+def render_json(rows: Sequence[MatrixRow], *, version: str) -> str:
+    """``{"policy_version", "rows": [{column: value}]}``, one row per cell, as the CSV."""
+    body = {"policy_version": version, "rows": [asdict(row) for row in rows]}
+    return json.dumps(body, indent=1, ensure_ascii=False) + "\n"
+
+
 def render_html(rows: Sequence[MatrixRow], *, version: str) -> str:
-    """A self-contained HTML page: one table row per subscription and type, fields as cells."""
+    """A self-contained HTML page: one table per signal type, one row per subscription and
+    source, the fields as cells."""
     fields: dict[str, list[str]] = {}
     for row in rows:
         names = fields.setdefault(row.signal_type, [])
@@ -173,29 +293,32 @@ def render_html(rows: Sequence[MatrixRow], *, version: str) -> str:
         f"<title>signalhub: who sees what ({html.escape(version)})</title>",
         "<style>td,th{border:1px solid #999;padding:2px 6px;font:12px sans-serif}"
         "table{border-collapse:collapse;margin-bottom:1em}.clear{background:#f8d0c8}"
-        ".pseudonymised{background:#fbeec1}.withheld{color:#999}</style></head><body>",
+        ".generalised{background:#f3dcc0}.pseudonymised{background:#fbeec1}"
+        ".withheld{color:#999}</style></head><body>",
         f"<h1>Who sees what</h1><p>Policy version {html.escape(version)}</p>",
     ]
+    groups = _groups(rows)
     for signal_type, names in fields.items():
         parts.append(f"<h2>{html.escape(signal_type)}</h2><table><tr><th>subscriber</th>")
-        parts.append("<th>legal basis</th><th>when</th>")
+        parts.append("<th>source</th><th>legal basis</th><th>when</th>")
         parts += [f"<th>{html.escape(name)}</th>" for name in names]
         parts.append("</tr>")
-        by_sub: dict[str, dict[str, MatrixRow]] = {}
-        for row in rows:
-            if row.signal_type == signal_type:
-                by_sub.setdefault(row.subscription, {})[row.field] = row
-        for sub_id, cells in by_sub.items():
-            first = next(iter(cells.values()))
+        for (subscriber, of_type, sub_id, source), cells in groups.items():
+            if of_type != signal_type:
+                continue
+            first = cells[0]
+            by_field = {cell.field: cell for cell in cells}
             title = html.escape(first.when_denied, quote=True)
             parts.append(
-                f"<tr><td>{html.escape(first.subscriber)} ({html.escape(sub_id)})</td>"
-                f"<td>{html.escape(first.legal_basis)}</td>"
+                f"<tr><td>{html.escape(subscriber)} ({html.escape(sub_id)})</td>"
+                f"<td>{html.escape(source)}</td><td>{html.escape(first.legal_basis)}</td>"
                 f"<td title='{title}'>{html.escape(_when(first))}</td>"
             )
             for name in names:
-                state = cells[name].treatment if name in cells else "withheld"
-                parts.append(f"<td class='{state}'>{state}</td>")
+                cell = by_field.get(name)
+                state = cell.treatment if cell else "withheld"
+                how = f" ({html.escape(cell.how)})" if cell and cell.how else ""
+                parts.append(f"<td class='{state}'>{state}{how}</td>")
             parts.append("</tr>")
         parts.append("</table>")
     parts.append("</body></html>\n")

@@ -29,6 +29,7 @@ DELIVERY_FIELDS = (
     "policy_version",
     "pseudonym_domain",
     "withheld",
+    "generalised",
 )
 
 
@@ -156,6 +157,13 @@ _DELIVERY: AvroSchema = {
             "name": "withheld",
             "type": {"type": "array", "items": "string"},
             "doc": "Names of payload fields withheld from this subscriber.",
+        },
+        {
+            "name": "generalised",
+            "type": {"type": "map", "values": "string"},
+            "default": {},
+            "doc": "Payload fields delivered generalised, with the method: "
+            '{"subject_birth_date": "age_band"} means that field holds an age band, not a date.',
         },
     ],
 }
