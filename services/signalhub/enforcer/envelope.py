@@ -22,8 +22,6 @@ from whom, for every signal of that kind alike; they pass unchanged.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import UTC, datetime
 
 from signalhub.enforcer.projection import PseudonymSink
@@ -47,8 +45,7 @@ _TIME_FIELDS = ("observed_at", "registered_at")
 
 def domain_signal_id(pseudonymiser: Pseudonymiser, domain: str, signal_id: str) -> str:
     """The signal's id in ``domain``: UUID-shaped, keyed, unlinkable to other domains' ids."""
-    keyed = pseudonymiser.pseudonym(domain, "signal_id", signal_id)
-    return str(uuid.UUID(bytes=hashlib.sha256(keyed.encode()).digest()[:16], version=4))
+    return pseudonymiser.domain_id(domain, "signal_id", signal_id)
 
 
 def project_envelope(
