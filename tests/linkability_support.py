@@ -3,7 +3,8 @@
 Used over the enforcer core's output (tests/test_linkability.py) and over ``demo --out``
 (tests/test_demo.py). A value two deliveries of one signal in different domains share links
 them, unless it is kind-level metadata, a timestamp cut to the day, or a payload field the
-policy granted both of them in clear or generalised.
+policy granted both of them in clear or generalised. A hub id (the leak guard's list of the ids
+the hub makes) is never excused by a grant: granted or not, each domain gets its own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, time
 from typing import Any
+
+from signalhub.enforcer.leak_guard import HUB_IDS
 
 #: (signal id, subscriber) -> the payload paths its decision granted in clear or generalised.
 Granted = dict[tuple[str, str], set[str]]
@@ -81,7 +84,7 @@ def cross_domain_links(
                     continue
                 if path in DAY_TIMES and _a_day(value):
                     continue
-                if path in both:
+                if path in both and path not in HUB_IDS:
                     granted_to_both.add(path)
                     continue
                 links.append(f"{signal_id}: {path} shared by {names[0]} and {names[1]}")

@@ -106,6 +106,8 @@ def _in_form(predicted: MatrixRow, value: Any, delivery: Mapping[str, Any]) -> b
     field = predicted.field
     if field.startswith("envelope."):
         return _envelope_in_form(predicted, value)
+    if predicted.how == "id of the domain":  # a hub id (bundle_id): the domain's own UUID
+        return isinstance(value, str) and _UUID.fullmatch(value) is not None
     if predicted.treatment == "pseudonymised":
         return isinstance(value, str) and value.startswith("pn1.")
     if predicted.treatment == "generalised":

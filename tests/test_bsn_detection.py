@@ -75,7 +75,10 @@ def test_a_casework_alert_with_such_a_bundle_id_is_delivered() -> None:
     delivered = [o for o in outputs if o.topic.startswith("deliveries.")]
     assert delivered
     for output in delivered:
-        assert codec.decode(registry(), output.value)[1]["payload"]["bundle_id"] == BUNDLE_ID
+        view = codec.decode(registry(), output.value)[1]
+        domain = view["delivery"]["pseudonym_domain"]
+        expected = Pseudonymiser(KEY).domain_id(domain, "bundle_id", BUNDLE_ID)
+        assert view["payload"]["bundle_id"] == expected  # the bundle's id in the domain
 
 
 def test_a_hub_id_field_holding_something_else_is_still_scanned() -> None:

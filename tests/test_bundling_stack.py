@@ -158,6 +158,9 @@ def test_planted_pattern_alerts_once_across_a_bundler_crash(hub: Hub, tmp_path: 
             CASEWORK_DOMAIN, "bsn", planted.bsn
         )
         assert delivered[0].payload["agencies"] == payload["agencies"]
+        assert delivered[0].payload["bundle_id"] == hub.pseudonymiser.domain_id(
+            CASEWORK_DOMAIN, "bundle_id", payload["bundle_id"]
+        ), "zvh follows the bundle by its own id of it"
         for secret in (*planted.identifiers(), "Vertrouwelijke"):
             assert secret.encode() not in delivered[0].value
 

@@ -135,7 +135,7 @@ def test_the_matrix_page_shows_generalised_fields_the_envelope_and_the_source(
     assert "<th>Source</th>" in page.text
     assert "<th>How</th>" in page.text
     assert "<td>postcode_area</td>" in page.text
-    assert "<td class=\"generalised\">generalised</td>" in page.text
+    assert '<td class="generalised">generalised</td>' in page.text
     assert "<td>envelope.source_ref</td>" in page.text
 
 

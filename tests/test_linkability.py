@@ -6,16 +6,24 @@ envelope was decided per delivery, every delivery of a signal carried the same `
 the agency's ``source_ref`` and millisecond timestamps (100 of 174 demo signals reached
 subscribers in different domains under one id).
 
-Every sample signal of every connector (and casework alerts raised over them), run through the
-enforcer core with the shipped policy; for every pair of deliveries of one signal in different
-domains, every leaf value they share must be on the list below or a payload field the policy
-grants both of them (clear or generalised).
+Every sample signal of every connector, and the casework alerts the bundler raises over them,
+run through the enforcer core with the shipped policy; for every pair of deliveries of one signal
+in different domains, every leaf value they share must be on the list below or a payload field
+the policy grants both of them (clear or generalised) — never a hub id such as a bundle id.
+
+The shipped policy gives casework alerts to zvh alone, so one more agreement gives them to a
+partner in its own domain (:data:`SECOND_ALERT_AGREEMENT`): with one recipient nothing could
+show a value an alert shares across domains. Before hub ids in payloads were derived per domain,
+that partner received zvh's very ``bundle_id``.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +31,7 @@ import pytest
 from linkability_support import Granted, cross_domain_links, granted_paths
 from signalhub.apps.demo import find_inputs
 from signalhub.audit import record as audit_record
+from signalhub.bundling import Bundler, BundleStore, BundlingPolicy
 from signalhub.config import load_settings
 from signalhub.connector import CollectingPublisher, ConnectorRunner, RejectList, load_definitions
 from signalhub.connector.sources import open_source
@@ -39,13 +48,46 @@ from signalhub.wire import AUDIT_TOPIC, BLOCKED_TOPIC
 SETTINGS = load_settings()
 PSEUDONYMISER = Pseudonymiser(b"linkability-test-key-0123456789ab")
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+#: A second partner for casework alerts, in its own pseudonym domain (the subscriber's name):
+#: zvh's agreement but for ``subject_ref``, zvh-casework's own pseudonym of the subject.
+SECOND_ALERT_AGREEMENT = "casework_alert/gemeente/public_order"
+_SECOND_ALERT_SUBSCRIPTION = """
+[[subscription]]
+id = "gemeente-casework-alerts"
+subscriber = "gemeente"
+signal_types = ["casework_alert"]
+purpose = "public_order"
+legal_basis = "Gemeentewet art. 172"
+channel = "kafka"
+"""
+
+
+def _with_a_second_alert_recipient(scratch: Path) -> tuple[Path, Path]:
+    """(policies dir, subscriptions file): the shipped ones plus the second alert partner."""
+    policies = scratch / "policies"
+    shutil.copytree(SETTINGS.policies_dir, policies)
+    agreements_file = policies / "data" / "agreements.json"
+    agreements = json.loads(agreements_file.read_text(encoding="utf-8"))
+    zvh = agreements["casework_alert/zvh/casework"]
+    agreements[SECOND_ALERT_AGREEMENT] = {
+        **{key: value for key, value in zvh.items() if key not in ("domain", "note")},
+        "legal_basis": "Gemeentewet art. 172",
+        "fields": [name for name in zvh["fields"] if name != "subject_ref"],
+    }
+    agreements_file.write_text(json.dumps(agreements), encoding="utf-8")
+    subscriptions = scratch / "subscriptions.toml"
+    shipped = SETTINGS.subscriptions_file.read_text(encoding="utf-8")
+    subscriptions.write_text(shipped + _SECOND_ALERT_SUBSCRIPTION, encoding="utf-8")
+    return policies, subscriptions
 
 
 @pytest.fixture(scope="module")
 def enforced(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, list[Any]], Granted]:
-    """Every sample signal enforced: signal id -> its decoded deliveries, and what each
-    decision granted in clear or generalised ((signal id, subscriber) -> payload paths)."""
+    """Every sample signal and casework alert enforced: signal id -> its decoded deliveries,
+    and what each decision granted in clear or generalised ((signal id, subscriber) -> payload
+    paths)."""
     scratch = tmp_path_factory.mktemp("linkability")
+    policies, subscriptions = _with_a_second_alert_recipient(scratch)
     registry = SchemaRegistry.from_dir(SETTINGS.schemas_dir)
     registry.register(audit_record.load_audit_schema(SETTINGS.schemas_dir))
     definitions = load_definitions(SETTINGS.connectors_dir)
@@ -59,22 +101,32 @@ def enforced(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, list[A
             max_record_bytes=SETTINGS.max_record_bytes,
         )
         runner.run(open_source(definitions[name], location, state=scratch / f"{name}.sqlite"))
-    engine = EmbeddedPolicyEngine.from_dir(SETTINGS.policies_dir)
-    core = Enforcement(
-        registry,
-        by_signal_type(load_subscriptions(SETTINGS.subscriptions_file)),
-        engine,
-        PSEUDONYMISER,
-        audit_record.load_audit_schema(SETTINGS.schemas_dir),
-        max_record_bytes=SETTINGS.max_record_bytes,
-        clock=lambda: NOW,
-    )
+    signals = [
+        SourceRecord(topic, 0, offset, key, value)
+        for offset, (topic, key, value) in enumerate(publisher.sent)
+    ]
+    engine = EmbeddedPolicyEngine.from_dir(policies)
     found: dict[str, list[Any]] = defaultdict(list)
     granted: Granted = {}
     try:
-        for offset, (topic, key, value) in enumerate(publisher.sent):
-            signal_id = key.decode()
-            for output in core.process(SourceRecord(topic, 0, offset, key, value)):
+        with BundleStore(scratch / "bundling.sqlite") as store:
+            bundler = Bundler(registry, store, BundlingPolicy(engine), PSEUDONYMISER)
+            alerts = bundler.outputs(bundler.process(signals))
+        raised = [
+            SourceRecord(a.topic, 0, offset, a.key, a.value) for offset, a in enumerate(alerts)
+        ]
+        core = Enforcement(
+            registry,
+            by_signal_type(load_subscriptions(subscriptions)),
+            engine,
+            PSEUDONYMISER,
+            audit_record.load_audit_schema(SETTINGS.schemas_dir),
+            max_record_bytes=SETTINGS.max_record_bytes,
+            clock=lambda: NOW,
+        )
+        for record in [*signals, *raised]:
+            signal_id = (record.key or b"").decode()
+            for output in core.process(record):
                 if output.topic == AUDIT_TOPIC:
                     entry = codec.decode(registry, output.value)[1]
                     for row in audit_record.decisions_in(entry):
@@ -99,6 +151,24 @@ def test_no_value_links_two_domains_unless_the_policy_grants_it_to_both(
         f"\n{pairs} cross-domain delivery pairs, no linking value; shared by policy grant: "
         f"{sorted(granted_to_both)}"
     )
+
+
+def test_a_casework_alert_reaches_each_domain_with_its_own_bundle_id(
+    enforced: tuple[dict[str, list[Any]], Granted],
+) -> None:
+    deliveries_by_signal, _ = enforced
+    alerts = [
+        deliveries
+        for deliveries in deliveries_by_signal.values()
+        if deliveries[0]["envelope"]["signal_type"] == "casework_alert"
+    ]
+    assert alerts, "the samples raised no casework alert"
+    for deliveries in alerts:
+        bundle_ids = {
+            d["delivery"]["pseudonym_domain"]: d["payload"]["bundle_id"] for d in deliveries
+        }
+        assert set(bundle_ids) == {"zvh-casework", "gemeente"}
+        assert len(set(bundle_ids.values())) == 2, "one bundle id in two domains links them"
 
 
 def _decision(domain: str, fields: tuple[str, ...] = (), **generalise: str) -> Decision:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import date
 
@@ -12,6 +13,7 @@ from signalhub.enforcer.projection import Projection, plan_projection, project_p
 from signalhub.policy.decision import Decision
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema.registry import SchemaRegistry, SignalSchema
+from signalhub.wire import bundle_id
 
 PSEUDONYMISER = Pseudonymiser(b"p" * 32)
 TODAY = date(2026, 3, 2)
@@ -155,6 +157,27 @@ def test_the_same_subject_gets_unlinkable_pseudonyms_in_two_domains(
     theirs = project_payload(nuisance, projection, _payload(), PSEUDONYMISER, "politie")
     assert ours["subject_bsn"] != theirs["subject_bsn"]
     assert str(ours["subject_bsn"]).startswith("pn1.k1.")
+
+
+def test_a_bundle_id_reaches_each_domain_as_its_own_id_for_every_revision(
+    registry: SchemaRegistry,
+) -> None:
+    alert = registry.signal("casework_alert")
+    hub_bundle = bundle_id("pn1.k1." + "b" * 32)
+    projection = plan_projection(alert, _decision(("bundle_id", "revision")))
+
+    def delivered(domain: str, revision: int) -> str:
+        payload = {"bundle_id": hub_bundle, "revision": revision}
+        view = project_payload(alert, projection, payload, PSEUDONYMISER, domain, today=TODAY)
+        assert view["revision"] == revision
+        return str(view["bundle_id"])
+
+    casework = delivered("zvh-casework", 1)
+    assert delivered("zvh-casework", 2) == casework, "one bundle is followed across revisions"
+    assert delivered("gemeente", 1) not in (casework, hub_bundle), "no domain shares the id"
+    assert casework != hub_bundle
+    assert casework == PSEUDONYMISER.domain_id("zvh-casework", "bundle_id", hub_bundle)
+    assert str(uuid.UUID(casework)) == casework, "UUID-shaped, like the hub's own id"
 
 
 def test_a_missing_value_stays_missing_rather_than_becoming_a_pseudonym(

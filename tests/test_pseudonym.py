@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +59,17 @@ def test_pseudonym_matches_the_documented_construction() -> None:
     expected = "pn1.k1." + base64.b32encode(digest).decode().lower()
     assert Pseudonymiser(KEY).pseudonym("zvh-casework", "bsn", "123456782") == expected
     assert expected == "pn1.k1.m3435atolqzdsjmp7tgu2csnbseaiu7r"  # pinned: a change breaks links
+
+
+def test_a_domain_id_is_the_uuid_of_the_hashed_pseudonym() -> None:
+    pseudonymiser = Pseudonymiser(KEY)
+    signal_id = "5b1f6a0e-8c1d-4b7e-9a51-0d5e1f0c9a11"
+    made = pseudonymiser.domain_id("zvh-casework", "signal_id", signal_id)
+    keyed = pseudonymiser.pseudonym("zvh-casework", "signal_id", signal_id)
+    assert made == str(uuid.UUID(bytes=hashlib.sha256(keyed.encode()).digest()[:16], version=4))
+    assert made == "22b1727d-b3a6-4b3a-bbb8-6d6edb8cf7b8"  # pinned: ids are stored downstream
+    assert pseudonymiser.domain_id("zvh-casework", "bundle_id", signal_id) != made
+    assert pseudonymiser.domain_id("politie", "signal_id", signal_id) != made
 
 
 @given(domain=DOMAINS, kind=KINDS, value=VALUES)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from signalhub.enforcer.leak_guard import HUB_IDS
 from signalhub.errors import SchemaError, UnknownSchemaError
 from signalhub.schema.compat import released_schemas
 from signalhub.schema.doc import BEGIN, END, render_tables
@@ -137,6 +138,18 @@ def test_fields_carry_the_brief_pii_and_policy_metadata(
     assert all(f.pii in PII_KINDS for f in signal.payload_fields if f.pii)
 
 
+def test_only_the_ids_the_hub_makes_are_marked_hub_id(registry: SchemaRegistry) -> None:
+    marked = {
+        (signal.signal_type, spec.name, spec.hub_id)
+        for signal in registry.signals()
+        for spec in signal.payload_fields
+        if spec.hub_id is not None
+    }
+    assert marked == {("casework_alert", "bundle_id", "bundle_id")}
+    for _, name, _ in marked:
+        assert f"payload.{name}" in HUB_IDS, "the leak guard skips it only if it knows it"
+
+
 @pytest.mark.parametrize("signal_type", sorted(EXPECTED))
 def test_signal_schemas_share_the_named_envelope(
     registry: SchemaRegistry, signal_type: str
@@ -151,7 +164,8 @@ def test_signal_schemas_share_the_named_envelope(
     }
     newest = max(released_schemas(SCHEMAS)[signal_type])
     assert signal.version == raw["version"] == newest
-    assert signal.version == (2 if signal_type in ("debt_signal", "casework_referral") else 1)
+    evolved = ("debt_signal", "casework_referral", "casework_alert")
+    assert signal.version == (2 if signal_type in evolved else 1)
     assert signal.avro["fields"][0]["type"]["name"] == ENVELOPE_NAME
     assert signal.topic == f"signals.{signal_type}"
     assert all(f.get("doc") for f in signal.avro["fields"][1]["type"]["fields"])
@@ -375,6 +389,9 @@ def _set_field(name: str, **meta: Any) -> Any:
         (lambda s: s["fields"].pop(0), "envelope"),
         (lambda s: s["fields"][1].update(name="body"), "no 'payload' record"),
         (lambda s: s["fields"][1]["type"].update(fields=[{"name": "x"}]), "invalid Avro schema"),
+        (_set_field("neighbourhood_code", hub_id=True), "'hub_id' must name the id's kind"),
+        (_set_field("subject_bsn", hub_id="bundle_id"), "a hub id is neither pii nor policy"),
+        (_set_field("severity", policy=False, hub_id="bundle_id"), "a hub id must be a string"),
     ],
     ids=[
         "pii-and-policy",
@@ -384,6 +401,9 @@ def _set_field(name: str, **meta: Any) -> Any:
         "no-envelope",
         "no-payload",
         "invalid-avro",
+        "hub-id-kind",
+        "hub-id-and-pii",
+        "hub-id-not-a-string",
     ],
 )
 def test_loader_refuses_broken_schemas(schemas_factory: Any, edit: Any, message: str) -> None:

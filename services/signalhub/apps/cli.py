@@ -122,7 +122,8 @@ def render_delivery(record: DeliveredRecord) -> str:
 
 
 def render_alert(record: DeliveredRecord) -> str:
-    """One casework alert: bundle, rule, contributing agencies and types, span; no content."""
+    """One casework alert as delivered: bundle (the receiving domain's id of it), rule,
+    contributing agencies and types, span; no content."""
     payload = record.record.get("payload") or {}
     first, last = str(payload.get("first_observed")), str(payload.get("last_observed"))
     try:

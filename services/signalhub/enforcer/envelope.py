@@ -23,8 +23,6 @@ from whom, for every signal of that kind alike; they pass unchanged.
 from __future__ import annotations
 
 import functools
-import hashlib
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,8 +47,7 @@ _TIME_FIELDS = tuple(sorted(name.removeprefix(ENVELOPE_FIELD_PREFIX) for name in
 
 def domain_signal_id(pseudonymiser: Pseudonymiser, domain: str, signal_id: str) -> str:
     """The signal's id in ``domain``: UUID-shaped, keyed, unlinkable to other domains' ids."""
-    keyed = pseudonymiser.pseudonym(domain, "signal_id", signal_id)
-    return str(uuid.UUID(bytes=hashlib.sha256(keyed.encode()).digest()[:16], version=4))
+    return pseudonymiser.domain_id(domain, "signal_id", signal_id)
 
 
 @dataclass(frozen=True)

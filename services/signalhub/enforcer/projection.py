@@ -9,7 +9,10 @@ does not fit the field's kind withholds the field. Field names the schema does n
 ignored: they cannot disclose anything.
 
 Free text in clear is scrubbed: BSN-valid numbers become their pseudonym, the signal's other
-identifiers the subscriber may not see in clear become their pseudonym or ``[withheld]``.
+identifiers the subscriber may not see in clear become their pseudonym or ``[withheld]``. A hub
+id in clear (a field the schema marks ``"hub_id"``, e.g. a casework alert's ``bundle_id``) leaves
+as the id of the subscriber's domain: the hub's own value is the same in every delivery and
+would link the domains that receive it.
 
 Every pseudonym issued here is reported to an optional :class:`PseudonymSink` (the
 re-identification vault), so the core stays free of I/O.
@@ -106,8 +109,9 @@ def project_payload(
     sink: PseudonymSink | None = None,
     today: date | None = None,
 ) -> Record:
-    """The subscriber's payload: clear fields copied (free text scrubbed), pseudonymised fields
-    keyed to ``domain``, generalised fields coarsened (as strings)."""
+    """The subscriber's payload: clear fields copied (free text scrubbed, hub ids as the ids of
+    ``domain``), pseudonymised fields keyed to ``domain``, generalised fields coarsened (as
+    strings)."""
 
     def pseudonym(kind: str, value: str) -> str:
         made = pseudonymiser.pseudonym(domain, kind, value)
@@ -118,7 +122,10 @@ def project_payload(
     view: Record = {}
     for name in projection.clear:
         value = payload.get(name)
-        if schema.field(name).pii == "free_text" and isinstance(value, str):
+        spec = schema.field(name)
+        if spec.hub_id is not None and isinstance(value, str):
+            value = pseudonymiser.domain_id(domain, spec.hub_id, value)
+        elif spec.pii == "free_text" and isinstance(value, str):
             value = scrub_free_text(
                 value,
                 lambda digits: pseudonym("bsn", digits),

@@ -124,7 +124,10 @@ class _Tally:
         self.basis, self.domain = decision.legal_basis, decision.domain
         projection = plan_projection(schema, decision)
         for name in projection.clear:
-            self.note(name, "clear")
+            if schema.field(name).hub_id is None:
+                self.note(name, "clear")
+            else:  # a hub id leaves as the domain's own id (projection.project_payload)
+                self.note(name, "pseudonymised", "id of the domain")
         for name, method in projection.generalised:
             self.note(name, "generalised", method)
         for name in projection.pseudonymised:

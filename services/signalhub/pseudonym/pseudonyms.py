@@ -6,7 +6,8 @@ the key version, truncated to 20 bytes. Within one domain the same person always
 pseudonym, so a subscriber can link its signals; across domains the pseudonyms are unlinkable
 without the master key. The key version in the pseudonym says which key made it, so keys can be
 rotated and old pseudonyms recognised. Re-identification is not done here: it is a separate,
-audited act.
+audited act. The ids the hub makes itself (a signal id, a bundle id) reach each domain as a
+UUID-shaped id derived from such a pseudonym (:meth:`Pseudonymiser.domain_id`).
 
 This module is handed a key and never reads the settings: where the master keys come from (a
 versioned key ring, its providers, the settings that pick one) and how pseudonyms carry over a
@@ -22,6 +23,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
+import uuid
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -97,6 +99,17 @@ class Pseudonymiser:
                 self._made.clear()
             self._made[cache_key] = made
         return made
+
+    def domain_id(self, domain: str, kind: str, value: str) -> str:
+        """The id the hub made (``kind``: ``signal_id``, ``bundle_id``) as ``domain`` receives it.
+
+        UUID-shaped, so it fits where the hub's own id did; keyed, so the same id always gives
+        the same value in one domain (a subscriber can de-duplicate and follow it) and values of
+        other domains cannot be linked to it. The hash of the pseudonym, not the pseudonym itself:
+        ids stored downstream were derived so and must never change.
+        """
+        keyed = self.pseudonym(domain, kind, value)
+        return str(uuid.UUID(bytes=hashlib.sha256(keyed.encode()).digest()[:16], version=4))
 
     def _domain_mac(self, domain: str) -> hmac.HMAC:
         """An HMAC-SHA256 keyed with the domain key, fed nothing: copy it, never update it."""

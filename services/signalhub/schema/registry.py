@@ -6,6 +6,10 @@ is read from the field's metadata in ``schemas/<type>.avsc``, never from lists i
 - ``"pii": "<kind>"`` marks personal data (:data:`PII_KINDS`); the kind picks the pseudonym
   normalisation and tells the enforcer the field must be withheld or pseudonymised by default.
 - ``"policy": true`` marks a non-personal field that is passed to the sharing policy.
+- ``"hub_id": "<kind>"`` marks a string the hub made itself that is the same wherever it is
+  delivered (a casework alert's ``bundle_id``); each subscriber receives it as the id of its
+  pseudonym domain (:meth:`~signalhub.pseudonym.pseudonyms.Pseudonymiser.domain_id`), like the
+  envelope's ``signal_id``, so it links no two domains.
 
 The registry parses each schema exactly once (the envelope ``nl.signalhub.Envelope`` is defined in
 ``schemas/envelope.avsc`` and expanded into every signal schema) and keeps the parsed dicts that
@@ -15,6 +19,7 @@ the codec hands to fastavro, so nothing is re-parsed per record.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -49,6 +54,8 @@ ENVELOPE_NAME = "nl.signalhub.Envelope"
 ENVELOPE_FILE = "envelope.avsc"
 #: The kinds of personal data a field can be marked with (``"pii": kind``).
 PII_KINDS = frozenset({"bsn", "name", "address", "postcode", "birth_date", "free_text", "phone"})
+#: What a hub id kind may be called (it names the id in the keyed derivation, like a pii kind).
+_HUB_ID_KIND = re.compile(r"[a-z][a-z0-9_]{0,30}")
 #: (lowest age, band label), ordered; the band of an age is the last entry it reaches.
 _AGE_BANDS = ((0, "0-11"), (12, "12-17"), (18, "18-22"), (23, "23-64"), (65, "65+"))
 _EPOCH = date(1970, 1, 1)
@@ -122,8 +129,23 @@ def _field_specs(signal_type: str, payload: AvroSchema) -> tuple[FieldSpec, ...]
             raise SchemaError(f"{where}: 'policy' must be true or false")
         if pii is not None and policy:
             raise SchemaError(f"{where}: a pii field cannot be policy-visible — drop 'policy'")
-        specs.append(FieldSpec(f["name"], f["type"], pii, policy, _is_optional(f["type"])))
+        hub_id = _hub_id(where, f, pii, policy)
+        specs.append(FieldSpec(f["name"], f["type"], pii, policy, _is_optional(f["type"]), hub_id))
     return tuple(specs)
+
+
+def _hub_id(where: str, f: AvroSchema, pii: str | None, policy: bool) -> str | None:
+    """The field's hub id kind; only a plain string the hub made can be one."""
+    kind = f.get("hub_id")
+    if kind is None:
+        return None
+    if not isinstance(kind, str) or not _HUB_ID_KIND.fullmatch(kind):
+        raise SchemaError(f"{where}: 'hub_id' must name the id's kind, e.g. \"bundle_id\"")
+    if pii is not None or policy:
+        raise SchemaError(f"{where}: a hub id is neither pii nor policy-visible — drop one")
+    if f["type"] not in ("string", ["null", "string"]):
+        raise SchemaError(f"{where}: a hub id must be a string — fix the type")
+    return kind
 
 
 def _build_signal(signal_type: str, expanded: AvroSchema) -> SignalSchema:

@@ -25,6 +25,8 @@ class FieldSpec:
     pii: str | None
     policy: bool
     optional: bool
+    #: The kind of hub-made id the field holds (``"hub_id": "bundle_id"``), or None.
+    hub_id: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
