@@ -34,6 +34,8 @@ _SOURCES = {
     "housing_closure": ("gemeente", "woningcorporatie"),
     "radicalisation_concern": ("gemeente",),
     "casework_referral": ("gemeente", "schuldhulpverlening"),
+    "youth_protection_concern": ("jeugdzorg",),
+    "school_absence": ("onderwijs",),
 }
 _INDICATORS = ("IND-ISOLATIE", "IND-ONLINE", "IND-UITREIS", "IND-GEWELD", "IND-IDEOLOGIE")
 _POOL = 200

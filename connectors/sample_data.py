@@ -1,4 +1,4 @@
-"""Deterministic sample data for the four agency connectors (demo, docs and tests).
+"""Deterministic sample data for the agency connectors (demo, docs and tests).
 
 A development tool, not part of the product: it needs Faker (a dev dependency) and writes the
 files shipped in ``connectors/samples/``. Regenerate them with ``make samples`` (or
@@ -19,7 +19,9 @@ the files so the bad records keep their lines: one reported by politie, woningco
 schuldhulpverlening within 90 days (``multi_agency_90_days`` fires: exactly one casework alert),
 and two near misses (two signals only; three agencies spread over more than 90 days). The
 manifest lists their records under :data:`PLANTED_PEOPLE` by reference, with the person's label;
-every other sample person appears once, so no other bundle fires.
+every other sample person appears once, so no other bundle fires. Two young people are planted
+for the youth rule (youth care, education and police within 90 days: one fires, one near miss);
+see ``_YOUTH_CAST``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from faker import Faker
 __all__ = [
     "PLANTED_ALERT",
     "PLANTED_PEOPLE",
+    "PLANTED_YOUTH_ALERT",
     "SEED",
     "SQL_COLUMNS",
     "bad_records",
@@ -53,6 +56,8 @@ SEED = 935  # the CBS municipality code of Maastricht
 PLANTED_PEOPLE = "bundling (planted people)"
 #: The label of the planted person the bundler must raise an alert about; the others must not.
 PLANTED_ALERT = "alert"
+#: The planted young person the youth rule (youth care, education and police) must alert on.
+PLANTED_YOUTH_ALERT = "youth-alert"
 SQL_TABLE = "schuldsignalen"
 _OVERSIZED_TEXT = "Zeer uitgebreide toelichting. " * 2500  # ~75 kB: over the 64 KiB default limit
 _STREETS = (
@@ -469,6 +474,156 @@ def _schuldhulp_jsonl(p: _People, name: str, cast: list[_Planted]) -> _Made:
     return _jsonl(lines, bad, name, tail)
 
 
+# --- youth care (jeugdzorg) and education (onderwijs), issue 19 ---
+#
+# Two more planted people, both minors: one reported by jeugdzorg, onderwijs and politie within
+# 90 days (days 0, 27 and 73: the rule youth_care_education_police_90_days fires, and wins over
+# multi_agency_90_days), and a near miss reported by the same three agencies over 133 days (no
+# 90-day window holds more than two of them, so no rule fires). Drawn from a seeded source of
+# their own and written after the other planted rows, so the earlier samples keep every line.
+_YOUTH_CAST = (
+    (PLANTED_YOUTH_ALERT, {
+        "jeugdzorg.jsonl": (datetime(2024, 2, 6, 14, 20), "CRIMINELE_UITBUITING"),
+        "onderwijs.csv": (datetime(2024, 3, 4), "RELATIEF"),
+        "politie.csv": (datetime(2024, 4, 19, 21, 50), "D200"),
+    }),
+    ("youth-near-miss-spread", {
+        "jeugdzorg.jsonl": (datetime(2024, 1, 22, 10, 0), "DRUGSHANDEL"),
+        "onderwijs.csv": (datetime(2024, 3, 11), "RELATIEF"),
+        "politie.csv": (datetime(2024, 6, 3, 22, 15), "D200"),
+    }),
+)  # fmt: skip
+_YOUTH_TEXTS = {
+    "JEUGDBESCHERMING": "Zorgen over de thuissituatie, school meldt verwaarlozing.",
+    "HUISELIJK_GEWELD": "Melding huiselijk geweld, jeugdige getuige van geweld tussen ouders.",
+    "DRUGSHANDEL": "Jeugdige wordt gezien bij een bekend dealpand, heeft veel contant geld.",
+    "CRIMINELE_UITBUITING": "Jeugdige wordt ingezet als koerier, signalen van dwang en schulden.",
+}
+_ABSENCE_TEXTS = {
+    "RELATIEF": "Herhaald ongeoorloofd verzuim, ouders niet bereikbaar.",
+    "ABSOLUUT": "Leerplichtige jeugdige staat op geen school ingeschreven.",
+    "LUXE": "Vakantie genomen buiten de schoolvakanties zonder toestemming.",
+    "VSV": "Schoolverlater zonder startkwalificatie, niet meer verschenen.",
+}
+_SCHOOLS = (
+    "Sint-Maartenscollege", "Bonnefanten College", "Porta Mosana College", "Montessori College",
+    "Vista college", "Basisschool De Griffel", "Basisschool Wyck", "Leeuwenborgh Opleidingen",
+)  # fmt: skip
+
+
+def _planted_youth(seed: int) -> list[_Planted]:
+    """The planted young people (12 to 16 years old on 1 January 2024)."""
+    p = _People(seed + 200)
+    cast: list[_Planted] = []
+    for label, reports in _YOUTH_CAST:
+        address, postcode, buurt = p.address()
+        cast.append(
+            _Planted(label, p.bsn(), p.name(), p.birth_date(12, 16), address, postcode, buurt,
+                     reports)
+        )  # fmt: skip
+    return cast
+
+
+def _youth_record(p: _People, index: int) -> dict[str, Any]:
+    soort = tuple(_YOUTH_TEXTS)[index % len(_YOUTH_TEXTS)]
+    address, postcode, buurt = p.address()
+    return {
+        "meldingnummer": f"JZ-2024-{3000 + index * 7}",
+        "soort_zorg": soort,
+        "meldingsdatum": p.moment().isoformat(timespec="seconds") + "+01:00",
+        "jeugdige": {
+            "bsn": p.bsn(),
+            "naam": p.name(),
+            "geboortedatum": p.birth_date(4, 21).isoformat(),
+        },
+        "verblijfadres": {"adres": address, "postcode": postcode, "buurtcode": buurt},
+        "ernst": p.rng.randint(1, 5),
+        "urgentie": p.rng.choice(["regulier", "spoed"]),
+        "toelichting": _YOUTH_TEXTS[soort],
+    }
+
+
+def _jeugdzorg(p: _People, name: str, cast: list[_Planted]) -> _Made:
+    lines: list[dict[str, Any] | str] = [_youth_record(p, index) for index in range(30)]
+    first = lines[0]
+    assert isinstance(first, dict)
+    wrong_bsn = {**first["jeugdige"], "bsn": "123456789"}
+    bad: dict[int, tuple[Any, str]] = {
+        2: ('{"meldingnummer": "JZ-2024-9901", "soort_zorg": ', "undecodable"),
+        7: ({**first, "meldingnummer": "JZ-2024-9902", "ernst": "hoog"}, "invalid"),
+        12: ({**first, "meldingnummer": "JZ-2024-9903", "soort_zorg": "ONBEKEND"}, "invalid"),
+        17: ({**first, "meldingnummer": "JZ-2024-9904", "toelichting": _OVERSIZED_TEXT},
+             "oversized"),
+        22: ({**first, "meldingnummer": "JZ-2024-9905", "jeugdige": wrong_bsn}, "invalid"),
+        26: ({**first, "meldingnummer": "JZ-2024-9906", "urgentie": "morgen"}, "invalid"),
+    }  # fmt: skip
+    tail: list[tuple[dict[str, Any], str]] = []
+    for person in (person for person in cast if name in person.reports):
+        moment, soort = person.reports[name]
+        record = {
+            "meldingnummer": f"JZ-2024-{3210 + len(tail) * 7}",
+            "soort_zorg": soort,
+            "meldingsdatum": moment.isoformat(timespec="seconds") + "+01:00",
+            "jeugdige": {
+                "bsn": person.bsn,
+                "naam": person.name,
+                "geboortedatum": person.birth_date.isoformat(),
+            },
+            "verblijfadres": {
+                "adres": person.address, "postcode": person.postcode, "buurtcode": person.buurt,
+            },
+            "ernst": 4,
+            "urgentie": "spoed",
+            "toelichting": _YOUTH_TEXTS[soort],
+        }  # fmt: skip
+        tail.append((record, person.label))
+    return _jsonl(lines, bad, name, tail)
+
+
+def _onderwijs(p: _People, name: str, cast: list[_Planted]) -> _Made:
+    header = [
+        "verzuimmelding_id", "verzuimsoort", "datum_melding", "bsn_leerling", "naam_leerling",
+        "geboortedatum_leerling", "school", "buurtcode_school", "uren_verzuim", "weken_verzuim",
+        "toelichting",
+    ]  # fmt: skip
+    rows: list[list[str] | str] = []
+    for index in range(30):
+        soort = tuple(_ABSENCE_TEXTS)[index % len(_ABSENCE_TEXTS)]
+        school_leaver = soort == "VSV"
+        born = p.birth_date(17, 22) if school_leaver else p.birth_date(5, 17)
+        rows.append([
+            f"VZL-{24000 + index * 11}", soort, p.moment().strftime("%d-%m-%Y"), p.bsn(),
+            p.name(), born.strftime("%d-%m-%Y"), p.rng.choice(_SCHOOLS), p.address()[2],
+            str(p.rng.randint(16, 60)) if soort == "RELATIEF" else "",
+            str(p.rng.randint(1, 12)), _ABSENCE_TEXTS[soort],
+        ])  # fmt: skip
+    good = rows[0]
+    assert isinstance(good, list)
+    bad: dict[int, tuple[list[str] | str, str]] = {
+        3: ("VZL-99001;RELATIEF;04-03-2024", "undecodable"),
+        8: ([good[0] + "A", *good[1:8], "veel", *good[9:]], "invalid"),  # hours not a number
+        13: ([good[0] + "B", "ZIEK", *good[2:]], "invalid"),  # unknown verzuimsoort
+        18: ([good[0] + "C", *good[1:8], "-4", *good[9:]], "invalid"),  # schema: minimum 0
+        24: ([good[0] + "D", *good[1:10], _OVERSIZED_TEXT], "oversized"),
+    }
+    tail: list[tuple[list[str], str]] = []
+    for person in (person for person in cast if name in person.reports):
+        moment, soort = person.reports[name]
+        tail.append(([
+            f"VZL-{24330 + len(tail) * 11}", soort, moment.strftime("%d-%m-%Y"), person.bsn,
+            person.name, person.birth_date.strftime("%d-%m-%Y"), _SCHOOLS[0], person.buurt,
+            "24", "5", _ABSENCE_TEXTS[soort],
+        ], person.label))  # fmt: skip
+    return _with_bad(name, header, rows, bad, tail)
+
+
+#: The youth-care and education samples: maker and seed offset (fixed, not positional).
+_YOUTH_MAKERS: dict[str, tuple[Callable[[_People, str, list[_Planted]], _Made], int]] = {
+    "jeugdzorg.jsonl": (_jeugdzorg, 70),
+    "onderwijs.csv": (_onderwijs, 80),
+}
+
+
 def load_sql_sample(
     connection: Any, table: str = SQL_TABLE, *, placeholder: str = "?", seed: int = SEED
 ) -> None:
@@ -488,7 +643,7 @@ def load_sql_sample(
 def generate_samples(out_dir: Path, seed: int = SEED) -> dict[str, dict[str, str]]:
     """Write every sample file and ``manifest.json`` into ``out_dir``; returns the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    cast = _planted(seed)
+    cast = _planted(seed) + _planted_youth(seed)
     makers: dict[str, Callable[[_People, str, list[_Planted]], _Made]] = {
         "politie.csv": _politie,
         "gemeente.jsonl": _gemeente,
@@ -498,6 +653,11 @@ def generate_samples(out_dir: Path, seed: int = SEED) -> dict[str, dict[str, str
     manifest: dict[str, dict[str, str]] = {PLANTED_PEOPLE: {}}
     for offset, (name, make) in enumerate(makers.items()):
         text, planted, people = make(_People(seed + 10 * (offset + 1)), name, cast)
+        (out_dir / name).write_text(text, encoding="utf-8")
+        manifest[name] = planted
+        manifest[PLANTED_PEOPLE].update(people)
+    for name, (make, offset) in _YOUTH_MAKERS.items():
+        text, planted, people = make(_People(seed + offset), name, cast)
         (out_dir / name).write_text(text, encoding="utf-8")
         manifest[name] = planted
         manifest[PLANTED_PEOPLE].update(people)

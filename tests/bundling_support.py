@@ -20,6 +20,8 @@ _AGENCY_SIGNAL = {
     "woningcorporatie": "nuisance_report",
     "gemeente": "radicalisation_concern",
     "schuldhulpverlening": "debt_signal",
+    "jeugdzorg": "youth_protection_concern",
+    "onderwijs": "school_absence",
 }
 _TYPED: dict[str, dict[str, Any]] = {
     "nuisance_report": {"category": "noise", "severity": 4, "reporter_type": "resident"},
@@ -30,6 +32,18 @@ _TYPED: dict[str, dict[str, Any]] = {
         "creditor": "Woningstichting Maasdal",
     },
     "radicalisation_concern": {"concern_level": "medium", "indicators": ["R2"]},
+    "drug_signal": {"activity": "dealing", "substance": "cocaïne", "severity": 4},
+    "youth_protection_concern": {
+        "concern_kind": "criminal_exploitation",
+        "severity": 4,
+        "urgency": "urgent",
+    },
+    "school_absence": {
+        "absence_kind": "unauthorised_absence",
+        "hours_absent": 24,
+        "weeks_absent": 5,
+        "school_name": "Sint-Maartenscollege",
+    },
 }
 
 
@@ -48,14 +62,14 @@ def about(
     payload: Record = {spec.name: None for spec in schema.payload_fields}
     payload.update(_TYPED[kind])
     if person is not None:
-        payload.update(
-            {
-                "subject_bsn": person.bsn,
-                "subject_name": person.name,
-                "address": person.address,
-                "postcode": person.postcode,
-            }
-        )
+        identity = {
+            "subject_bsn": person.bsn,
+            "subject_name": person.name,
+            "address": person.address,
+            "postcode": person.postcode,
+        }
+        # A school's absence report carries no address of the pupil.
+        payload.update({name: value for name, value in identity.items() if name in payload})
     payload["neighbourhood_code"] = neighbourhood
     payload["description"] = f"Vertrouwelijke toelichting {uuid.uuid4().hex}"
     observed = START + timedelta(days=day)

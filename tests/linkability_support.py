@@ -29,6 +29,9 @@ METADATA = {
     "delivery.policy_version",
     "delivery.withheld",
 }
+#: Also kind-level: ``delivery.generalised`` maps a field to the method its agreement names
+#: ("age_band"), the same for every signal delivered under those terms.
+METADATA_PREFIXES = ("delivery.generalised.",)
 #: May be shared cut to the day (the shipped agreements grant no more): which day, not which
 #: signal.
 DAY_TIMES = {"envelope.observed_at", "envelope.registered_at"}
@@ -80,7 +83,9 @@ def cross_domain_links(
             both = granted[(signal_id, names[0])] & granted[(signal_id, names[1])]
             theirs = dict(_leaves(second))
             for path, value in _leaves(first):
-                if path in METADATA or theirs.get(path) != value:
+                if path in METADATA or path.startswith(METADATA_PREFIXES):
+                    continue
+                if theirs.get(path) != value:
                     continue
                 if path in DAY_TIMES and _a_day(value):
                     continue

@@ -289,3 +289,73 @@ def test_a_hit_no_hit_log_written_before_the_ledger_still_verifies(
         ["hit/no-hit log", " removed"],
     ]
     assert "entry 5 does not match its hash" in problems[0]
+
+
+def test_youth_care_education_and_police_within_90_days_fire_the_youth_rule(
+    store: BundleStore, engine: EmbeddedPolicyEngine
+) -> None:
+    """Issue 19's pattern: one young person in youth care, school absence and police signals.
+
+    Three signals from three agencies would also meet multi_agency_90_days; the youth rule
+    names the pattern because it has the lower priority number.
+    """
+    young = new_person(birth_year=2010)
+    signals = [
+        about(REGISTRY, young, "jeugdzorg", 0),
+        about(REGISTRY, young, "onderwijs", 30),
+        about(REGISTRY, young, "politie", 85, signal_type="drug_signal"),
+    ]
+    bundler = _bundler(store, engine)
+    assert bundler.process([source_record(REGISTRY, s) for s in signals[:2]]) == []
+    (alert,) = bundler.process([source_record(REGISTRY, signals[2])])
+    payload = _alert(alert.value)["payload"]
+    assert isinstance(payload, dict)
+    assert payload["rule"] == "youth_care_education_police_90_days"
+    assert payload["agencies"] == ["jeugdzorg", "onderwijs", "politie"]
+    assert payload["signal_types"] == ["drug_signal", "school_absence", "youth_protection_concern"]
+    assert payload["subject_ref"] == Pseudonymiser(KEY).pseudonym(CASEWORK_DOMAIN, "bsn", young.bsn)
+    text = alert.value.decode("latin-1")
+    for secret in (young.bsn, young.name, young.address, "Sint-Maartenscollege", "Vertrouwelijke"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "reports",
+    [
+        pytest.param(
+            [("jeugdzorg", 0, None), ("onderwijs", 40, None), ("politie", 131, "drug_signal")],
+            id="police-signal-after-the-window",
+        ),
+        pytest.param(
+            [("jeugdzorg", 0, None), ("onderwijs", 40, None)],
+            id="no-police-signal",
+        ),
+    ],
+)
+def test_a_near_miss_of_the_youth_pattern_fires_nothing(
+    store: BundleStore,
+    engine: EmbeddedPolicyEngine,
+    reports: list[tuple[str, int, str | None]],
+) -> None:
+    young = new_person(birth_year=2010)
+    signals = [
+        about(REGISTRY, young, agency, day, signal_type=kind) for agency, day, kind in reports
+    ]
+    bundler = _bundler(store, engine)
+    assert bundler.process([source_record(REGISTRY, s) for s in signals]) == []
+    assert store.alert_count() == 0
+
+
+def test_without_a_school_absence_the_general_rule_fires_not_the_youth_rule(
+    store: BundleStore, engine: EmbeddedPolicyEngine
+) -> None:
+    young = new_person(birth_year=2010)
+    reports = [("jeugdzorg", 0, None), ("gemeente", 20, "nuisance_report")]
+    reports += [("politie", 60, "drug_signal")]
+    signals = [
+        about(REGISTRY, young, agency, day, signal_type=kind) for agency, day, kind in reports
+    ]
+    (alert,) = _bundler(store, engine).process([source_record(REGISTRY, s) for s in signals])
+    payload = _alert(alert.value)["payload"]
+    assert isinstance(payload, dict)
+    assert payload["rule"] == "multi_agency_90_days"

@@ -1,9 +1,10 @@
-"""The bundler over the shipped sample data, with the shipped rules (issue 8's planted pattern).
+"""The bundler over the shipped sample data, with the shipped rules (issues 8 and 19).
 
 Every sample connector runs over its sample into a collecting publisher, exactly as the demo
 runs them, and the bundler's core takes all of it in one go: the planted person (politie,
-woningcorporatie and schuldhulpverlening within 90 days) raises exactly one alert without
-content; the two near misses and every other sample person raise none.
+woningcorporatie and schuldhulpverlening within 90 days) and the planted young person
+(jeugdzorg, onderwijs and politie within 90 days) raise exactly one alert each, without content;
+the three near misses and every other sample person raise none.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from connectors.sample_data import _STREETS, PLANTED_ALERT, PLANTED_PEOPLE
+from connectors.sample_data import _STREETS, PLANTED_ALERT, PLANTED_PEOPLE, PLANTED_YOUTH_ALERT
 
 from connector_support import SAMPLES
 from signalhub.apps.demo import find_inputs
@@ -46,10 +48,14 @@ from signalhub.wire import bundle_id
 KEY = bytes(range(32))
 SETTINGS = load_settings()
 REGISTRY = SchemaRegistry.from_dir(SETTINGS.schemas_dir)
-_IDENTITY_COLUMNS = {
+#: The columns of a person's BSN, name and address per sample (dotted: nested JSON; the school
+#: absence export has no address of the pupil).
+_IDENTITY_COLUMNS: dict[str, tuple[str, str, str | None]] = {
     "politie.csv": ("bsn_verdachte", "naam_verdachte", "adres"),
     "woningcorporatie.csv": ("bsn_huurder", "naam_huurder", "adres"),
     "schuldhulpverlening.jsonl": ("bsn", "naam", "adres"),
+    "jeugdzorg.jsonl": ("jeugdige.bsn", "jeugdige.naam", "verblijfadres.adres"),
+    "onderwijs.csv": ("bsn_leerling", "naam_leerling", None),
 }
 
 
@@ -98,11 +104,19 @@ def _planted() -> dict[str, list[dict[str, str]]]:
             row = dict(zip(*csv.reader([header, text], delimiter=";"), strict=True))
         else:
             row = json.loads(text)
-        bsn, person, address = (str(row[column]) for column in _IDENTITY_COLUMNS[name])
+        bsn, person, address = (_column(row, column) for column in _IDENTITY_COLUMNS[name])
         found.setdefault(label, []).append(
             {"agency": name.split(".")[0], "bsn": bsn, "name": person, "address": address}
         )
     return found
+
+
+def _column(row: dict[str, Any], column: str | None) -> str:
+    """A (dotted) column's value as text; "" for no column."""
+    value: Any = row
+    for part in column.split(".") if column else ():
+        value = value[part]
+    return str(value) if column else ""
 
 
 def _sample_bsns() -> set[str]:
@@ -119,19 +133,27 @@ def test_each_planted_person_is_one_consistent_person() -> None:
         "alert": ["politie", "schuldhulpverlening", "woningcorporatie"],
         "near-miss-two-signals": ["politie", "woningcorporatie"],
         "near-miss-spread": ["politie", "schuldhulpverlening", "woningcorporatie"],
+        "youth-alert": ["jeugdzorg", "onderwijs", "politie"],
+        "youth-near-miss-spread": ["jeugdzorg", "onderwijs", "politie"],
     }
     for label, rows in planted.items():
-        assert len({(r["bsn"], r["name"], r["address"]) for r in rows}) == 1, label
+        assert len({(r["bsn"], r["name"]) for r in rows}) == 1, label
+        assert len({r["address"] for r in rows if r["address"]}) == 1, label
         assert is_valid_bsn(rows[0]["bsn"])
-    assert len({rows[0]["bsn"] for rows in planted.values()}) == 3
-    assert len({rows[0]["address"] for rows in planted.values()}) == 3
+    assert len({rows[0]["bsn"] for rows in planted.values()}) == 5
+    assert len({rows[0]["address"] for rows in planted.values()}) == 5
+
+
+def _payloads(bundled: Bundled) -> dict[str, dict[str, Any]]:
+    """The alerts' payloads by the rule that fired."""
+    payloads = [codec.decode(REGISTRY, alert.value)[1]["payload"] for alert in bundled.alerts]
+    return {payload["rule"]: payload for payload in payloads}
 
 
 def test_the_samples_raise_exactly_one_alert_about_the_planted_person(bundled: Bundled) -> None:
-    assert bundled.signals == 176
-    assert len(bundled.alerts) == 1
-    _, record = codec.decode(REGISTRY, bundled.alerts[0].value)
-    payload = record["payload"]
+    assert bundled.signals == 242
+    assert len(bundled.alerts) == 2
+    payload = _payloads(bundled)["multi_agency_90_days"]
     person = _planted()[PLANTED_ALERT][0]
     assert payload["subject_kind"] == "person"
     assert payload["subject_ref"] == Pseudonymiser(KEY).pseudonym(
@@ -146,8 +168,26 @@ def test_the_samples_raise_exactly_one_alert_about_the_planted_person(bundled: B
     assert 60 < span.days < 90
 
 
-def test_the_alert_carries_no_content_of_the_sample_data(bundled: Bundled) -> None:
-    text = bundled.alerts[0].value.decode("latin-1")
+def test_the_samples_raise_one_youth_alert_about_the_planted_young_person(
+    bundled: Bundled,
+) -> None:
+    payload = _payloads(bundled)["youth_care_education_police_90_days"]
+    person = _planted()[PLANTED_YOUTH_ALERT][0]
+    assert payload["subject_kind"] == "person"
+    assert payload["subject_ref"] == Pseudonymiser(KEY).pseudonym(
+        CASEWORK_DOMAIN, "bsn", person["bsn"]
+    )
+    assert payload["agencies"] == ["jeugdzorg", "onderwijs", "politie"]
+    assert payload["signal_types"] == ["drug_signal", "school_absence", "youth_protection_concern"]
+    assert payload["signal_count"] == 3
+    assert payload["revision"] == 1
+    span = payload["last_observed"] - payload["first_observed"]
+    assert 60 < span.days < 90
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_alerts_carry_no_content_of_the_sample_data(bundled: Bundled, index: int) -> None:
+    text = bundled.alerts[index].value.decode("latin-1")
     bsns = _sample_bsns()
     assert len(bsns) > 50
     assert not [bsn for bsn in bsns if bsn in text]
@@ -155,14 +195,19 @@ def test_the_alert_carries_no_content_of_the_sample_data(bundled: Bundled) -> No
         assert rows[0]["name"] not in text
         assert rows[0]["address"] not in text
     assert not [street for street in _STREETS if street in text]
-    for word in ("Maastricht", "Huurachterstand", "lawaai", "Vroegsignaal", "BU0935"):
+    for word in ("Maastricht", "Huurachterstand", "lawaai", "Vroegsignaal", "BU0935", "koerier"):
         assert word not in text
 
 
 def test_the_near_misses_are_bundled_but_raise_nothing(bundled: Bundled) -> None:
     pseudonymiser = Pseudonymiser(KEY)
     alerted = {alert.bundle_id for alert in bundled.alerts}
-    for label, size in (("near-miss-two-signals", 2), ("near-miss-spread", 3)):
+    near_misses = (
+        ("near-miss-two-signals", 2),
+        ("near-miss-spread", 3),
+        ("youth-near-miss-spread", 3),
+    )
+    for label, size in near_misses:
         key = pseudonymiser.pseudonym(BUNDLING_DOMAIN, "bsn", _planted()[label][0]["bsn"])
         contributions = bundled.store.contributions(key)
         assert len(contributions) == size, label  # linked across agencies, as planted

@@ -26,6 +26,16 @@ def test_list_shows_every_agency_with_its_signal_types() -> None:
     assert "sources: sql, jsonl, http" in result.output
 
 
+def test_list_shows_the_youth_care_and_education_sources() -> None:
+    lines = _invoke("list").output.splitlines()
+    for name, signals in (
+        ("jeugdzorg", "youth_protection_concern"),
+        ("onderwijs", "school_absence"),
+    ):
+        at = next(i for i, line in enumerate(lines) if line.startswith(f"{name} "))
+        assert lines[at + 2].split() == ["signals:", signals], name
+
+
 def test_a_dry_run_reports_rejects_on_stderr_and_writes_no_file(tmp_path: Path) -> None:
     rejects = tmp_path / "rejects.jsonl"
     state = tmp_path / "state"
@@ -34,7 +44,7 @@ def test_a_dry_run_reports_rejects_on_stderr_and_writes_no_file(tmp_path: Path) 
         connector_group, ["run", "politie", "--dry-run", "--rejects", str(rejects)], env=env
     )
     assert result.exit_code == 0, result.output
-    assert "politie: read 48, mapped (dry run) 43, rejected 5\n" in result.stdout
+    assert "politie: read 50, mapped (dry run) 45, rejected 5\n" in result.stdout
     lines = result.stderr.splitlines()
     refs = {line.split()[1] for line in lines}
     assert refs == set(manifest()["politie.csv"])
@@ -67,7 +77,10 @@ def test_without_a_hub_the_run_stops_with_what_to_do(tmp_path: Path) -> None:
 def test_an_unknown_connector_lists_the_known_ones() -> None:
     result = CliRunner().invoke(connector_group, ["run", "nobody", "--dry-run"], env=ENV)
     assert result.exit_code == 1
-    assert "no connector named 'nobody' — choose one of: gemeente, politie" in result.output
+    assert (
+        "no connector named 'nobody' — choose one of: gemeente, jeugdzorg, onderwijs, politie"
+        in result.output
+    )
 
 
 @pytest.mark.integration

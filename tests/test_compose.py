@@ -63,6 +63,8 @@ SIGNAL_TYPES = [
     "radicalisation_concern",
     "casework_referral",
     "casework_alert",
+    "youth_protection_concern",
+    "school_absence",
 ]
 AGENCIES = [
     "politie",

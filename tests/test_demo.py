@@ -236,24 +236,34 @@ def test_demo_writes_every_output_leaves_nothing_running_and_repeats_in_the_same
     # What `policy matrix` says each subscriber gets is what each got, field by field.
     assert assert_matrix_predicts(delivered) > 1000
 
-    # The planted pattern: exactly one casework alert, delivered to zvh, without content.
+    # The planted patterns: exactly one casework alert each for the adult (politie,
+    # woningcorporatie, schuldhulpverlening) and the young person (jeugdzorg, onderwijs,
+    # politie), delivered to zvh, without content.
     section = first.stdout.split("== casework alerts (bundler): ", 1)[1].split("\n== ", 1)[0]
     count, *listed = section.splitlines()
-    assert count == "1"
-    assert len(listed) == 1
-    assert "rule multi_agency_90_days" in listed[0]
-    assert "3 signals from politie, schuldhulpverlening, woningcorporatie" in listed[0]
-    assert "(debt_signal, nuisance_report)" in listed[0]
-    assert "1 casework alerts" in first.stdout
+    assert count == "2"
+    assert len(listed) == 2
+    adult, young = sorted(listed, key=lambda line: "youth_care" in line)
+    assert "rule multi_agency_90_days" in adult
+    assert "3 signals from politie, schuldhulpverlening, woningcorporatie" in adult
+    assert "(debt_signal, nuisance_report)" in adult
+    assert "rule youth_care_education_police_90_days" in young
+    assert "3 signals from jeugdzorg, onderwijs, politie" in young
+    assert "(drug_signal, school_absence, youth_protection_concern)" in young
+    assert "2 casework alerts" in first.stdout
     alerts = [row for row in delivered["zvh"] if row["signal_type"] == "casework_alert"]
-    assert len(alerts) == 1
-    alert = alerts[0]["record"]["payload"]
-    assert alert["agencies"] == ["politie", "schuldhulpverlening", "woningcorporatie"]
-    assert alert["signal_count"] == 3
+    assert len(alerts) == 2
+    payloads = sorted((row["record"]["payload"] for row in alerts), key=lambda p: p["agencies"])
+    assert [p["agencies"] for p in payloads] == [
+        ["jeugdzorg", "onderwijs", "politie"],
+        ["politie", "schuldhulpverlening", "woningcorporatie"],
+    ]
+    assert [p["signal_count"] for p in payloads] == [3, 3]
     for name in SUBSCRIBERS:
         if name != "zvh":
             assert all(row["signal_type"] != "casework_alert" for row in delivered[name])
-    assert alerts[0]["delivery_id"] in allowed
+    assert {row["delivery_id"] for row in alerts} <= allowed
+    _assert_youth_signals_delivered_and_withheld_per_policy(first.stdout, audit, delivered)
 
     second, children = _run_demo(tmp_path)
 
@@ -262,7 +272,51 @@ def test_demo_writes_every_output_leaves_nothing_running_and_repeats_in_the_same
     summary = [line for line in first.stdout.splitlines() if "decisions:" in line]
     assert summary
     assert summary[0] in second.stdout
-    assert "== casework alerts (bundler): 1" in second.stdout
+    assert "== casework alerts (bundler): 2" in second.stdout
+
+
+def _assert_youth_signals_delivered_and_withheld_per_policy(
+    stdout: str, audit: list[dict[str, Any]], delivered: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Youth care's and education's signals (issue 19): the demo's accounting balances, each
+    type is both delivered and withheld, and only to the subscribers its agreements name."""
+    summary = stdout.split("== summary", 1)[1]
+    read, published, rejected = (
+        int(re.search(rf"(\d+) {what}", summary).group(1))  # type: ignore[union-attr]
+        for what in ("records read", "signals published", "rejected")
+    )
+    assert read == published + rejected
+    receivers = {
+        "youth_protection_concern": {"zvh", "gemeente", "politie"},
+        "school_absence": {"gemeente", "zvh", "jeugdzorg"},
+    }
+    for signal_type, named in receivers.items():
+        rows = [row for row in audit if row["signal_type"] == signal_type]
+        outcomes = {row["outcome"] for row in rows}
+        assert outcomes == {"allow", "deny"}, signal_type
+        assert {row["subscriber"] for row in rows if row["outcome"] == "allow"} == named
+        got = {
+            name
+            for name, items in delivered.items()
+            for row in items
+            if row["signal_type"] == signal_type
+        }
+        assert got == named, signal_type
+    om = [row for row in audit if row["subscription_id"] == "om-jeugd"]
+    assert om
+    assert {row["outcome"] for row in om} == {"deny"}
+    for agency, records in (("jeugdzorg", "38 read = 32 published + 6 rejected"),
+                            ("onderwijs", "37 read = 32 published + 5 rejected")):  # fmt: skip
+        rows = [row for row in audit if row["source_agency"] == agency]
+        allowed = sum(row["outcome"] == "allow" for row in rows)
+        withheld = len(rows) - allowed
+        line = f"{agency}: {records}; {allowed} delivered, {withheld} withheld by policy"
+        assert f"   {line}\n" in stdout
+    # The per-source lines (connectors and the bundler) add up to the summary's decisions.
+    section = stdout.split("== per source: ", 1)[1].split("\n== ", 1)[0]
+    counted = re.findall(r"(\d+) delivered, (\d+) withheld by policy", section)
+    assert "bundler: 2 casework alerts; 2 delivered, 0 withheld by policy" in section
+    assert sum(int(a) + int(d) for a, d in counted) == len(audit)
 
 
 def test_demo_with_an_input_directory_runs_those_files_only(tmp_path: Path) -> None:

@@ -64,6 +64,16 @@ REALISTIC: dict[str, tuple[dict[str, Any], set[str]]] = {
         {"subject_kind": "person", "rule": "multi_agency_90_days"},
         {"zvh-casework"},
     ),
+    "youth_protection_concern": (
+        {"concern_kind": "criminal_exploitation", "severity": 4, "urgency": "urgent"}
+        | {"age_band": "12-17", "minor": True},
+        {"zvh-jeugd", "gemeente-jeugdhulp", "politie-jeugduitbuiting"},
+    ),
+    "school_absence": (
+        {"absence_kind": "unauthorised_absence", "hours_absent": 24, "weeks_absent": 5}
+        | {"age_band": "12-17", "minor": True},
+        {"gemeente-leerplicht", "zvh-leerplicht", "jeugdzorg-leerplicht"},
+    ),
 }
 
 PolicyDirFactory = Callable[..., Path]

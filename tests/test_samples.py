@@ -20,6 +20,8 @@ TEXT_FILES = (
     "gemeente.jsonl",
     "woningcorporatie.csv",
     "schuldhulpverlening.jsonl",
+    "jeugdzorg.jsonl",
+    "onderwijs.csv",
     "manifest.json",
 )
 
@@ -71,12 +73,24 @@ def test_the_sqlite_sample_holds_the_sql_rows() -> None:
 def test_planted_people_are_the_last_records_and_listed_by_reference_only() -> None:
     manifest = _manifest()
     people = manifest[PLANTED_PEOPLE]
-    assert sorted(set(people.values())) == ["alert", "near-miss-spread", "near-miss-two-signals"]
+    assert sorted(set(people.values())) == [
+        "alert",
+        "near-miss-spread",
+        "near-miss-two-signals",
+        "youth-alert",
+        "youth-near-miss-spread",
+    ]
     by_file: dict[str, list[int]] = {}
     for ref in people:
         name, line = ref.rsplit(":", 1)
         by_file.setdefault(name, []).append(int(line))
-    assert set(by_file) == {"politie.csv", "woningcorporatie.csv", "schuldhulpverlening.jsonl"}
+    assert set(by_file) == {
+        "politie.csv",
+        "woningcorporatie.csv",
+        "schuldhulpverlening.jsonl",
+        "jeugdzorg.jsonl",
+        "onderwijs.csv",
+    }
     for name, lines in by_file.items():
         total = len((SAMPLES / name).read_text(encoding="utf-8").splitlines())
         assert sorted(lines) == list(range(total - len(lines) + 1, total + 1)), name
@@ -100,5 +114,26 @@ def test_the_generator_runs_as_a_module_from_the_repository_root(tmp_path: Path)
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "(23 planted bad records, 3 planted people for the bundler)" in result.stdout
+    assert "(34 planted bad records, 5 planted people for the bundler)" in result.stdout
     assert (tmp_path / "politie.csv").read_bytes() == (SAMPLES / "politie.csv").read_bytes()
+
+
+def test_the_youth_samples_are_about_young_people_and_plant_minors_for_the_bundler() -> None:
+    """Youth care and school absence concern children and young adults; the two planted young
+    people are minors, reported by youth care, education and the police."""
+    with (SAMPLES / "onderwijs.csv").open(encoding="utf-8", newline="") as handle:
+        pupils = [row for row in csv.DictReader(handle, delimiter=";")]
+    youth = [json.loads(line) for line in (SAMPLES / "jeugdzorg.jsonl").read_text().splitlines()
+             if line.startswith("{") and line.endswith("}")]  # fmt: skip
+    years = [
+        int(row["geboortedatum_leerling"][-4:]) for row in pupils if row["geboortedatum_leerling"]
+    ]
+    years += [
+        int(record["jeugdige"]["geboortedatum"][:4]) for record in youth if "jeugdige" in record
+    ]
+    assert len(years) > 50
+    assert all(2001 <= year <= 2019 for year in years)
+    people = _manifest()[PLANTED_PEOPLE]
+    for label in ("youth-alert", "youth-near-miss-spread"):
+        files = sorted(ref.rsplit(":", 1)[0] for ref, who in people.items() if who == label)
+        assert files == ["jeugdzorg.jsonl", "onderwijs.csv", "politie.csv"], label

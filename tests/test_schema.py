@@ -84,6 +84,22 @@ EXPECTED: dict[str, dict[str, tuple[str | None, bool]]] = {
         "consent": (None, True),  # added in v2
     },
 }
+EXPECTED["youth_protection_concern"] = {
+    **{k: (v, False) for k, v in {**SUBJECT, **BIRTH}.items()},
+    "concern_kind": (None, True),
+    "severity": (None, True),
+    "urgency": (None, True),
+}
+# A school's report names the pupil but not their address: the neighbourhood is the school's.
+EXPECTED["school_absence"] = {
+    "subject_bsn": ("bsn", False),
+    "subject_name": ("name", False),
+    **{k: (v, False) for k, v in BIRTH.items()},
+    "absence_kind": (None, True),
+    "hours_absent": (None, True),
+    "weeks_absent": (None, True),
+    "school_name": (None, False),
+}
 for _fields in EXPECTED.values():
     _fields.update({k: (v, False) for k, v in COMMON.items()})
 # Derived by the hub's bundler, not reported by an agency: no pii, no neighbourhood, no free text.

@@ -37,6 +37,8 @@ topic signals.intimidation_report --partitions 6 --config retention.ms=259200000
 topic signals.nuisance_report --partitions 6 --config retention.ms=2592000000
 topic signals.parked --partitions 1 --config retention.ms=2592000000
 topic signals.radicalisation_concern --partitions 6 --config retention.ms=2592000000
+topic signals.school_absence --partitions 6 --config retention.ms=2592000000
+topic signals.youth_protection_concern --partitions 6 --config retention.ms=2592000000
 
 # -- SCRAM users, one per secret file /run/secrets/kafka_password_<user>
 user audit-ingest
@@ -68,7 +70,9 @@ acl --allow-principal User:bundler --operation Read --operation Create --operati
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
   --topic signals.nuisance_report \
-  --topic signals.radicalisation_concern
+  --topic signals.radicalisation_concern \
+  --topic signals.school_absence \
+  --topic signals.youth_protection_concern
 acl --allow-principal User:bundler --operation Write --operation Create --operation Describe \
   --topic signals.casework_alert
 acl --allow-principal User:bundler --operation Read \
@@ -81,7 +85,9 @@ acl --allow-principal User:connector --operation Write --operation Describe \
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
   --topic signals.nuisance_report \
-  --topic signals.radicalisation_concern
+  --topic signals.radicalisation_concern \
+  --topic signals.school_absence \
+  --topic signals.youth_protection_concern
 # enforcer (enforcer)
 acl --allow-principal User:enforcer --operation Read --operation Create --operation Describe \
   --topic policies \
@@ -92,7 +98,9 @@ acl --allow-principal User:enforcer --operation Read --operation Create --operat
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
   --topic signals.nuisance_report \
-  --topic signals.radicalisation_concern
+  --topic signals.radicalisation_concern \
+  --topic signals.school_absence \
+  --topic signals.youth_protection_concern
 acl --allow-principal User:enforcer --operation Write --operation Create --operation Describe \
   --topic audit \
   --topic deliveries.blocked \
@@ -130,7 +138,9 @@ acl --allow-principal User:http --operation Read --operation Write --operation D
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
   --topic signals.nuisance_report \
-  --topic signals.radicalisation_concern
+  --topic signals.radicalisation_concern \
+  --topic signals.school_absence \
+  --topic signals.youth_protection_concern
 acl --allow-principal User:http --operation Read \
   --group signalhub-audit-store
 # jeugdzorg (subscriber)

@@ -42,10 +42,14 @@ _fires(rule, bundle) if {
 	some last in bundle.contributions
 	window := _window(bundle.contributions, last.day, rule.within_days)
 	count(window) >= rule.min_signals
-	count({c.agency | some c in window}) >= rule.min_agencies
+	agencies := {c.agency | some c in window}
+	count(agencies) >= rule.min_agencies
 	types := {c.type | some c in window}
 	every required in rule.required_types {
 		required in types
+	}
+	every required in object.get(rule, "required_agencies", []) {
+		required in agencies
 	}
 }
 

@@ -147,3 +147,54 @@ test_deny_hit_no_hit_without_asker if {
 	a := bundling.hit_no_hit with input as {}
 	not a.allow
 }
+
+# --- youth care, education and police (youth_care_education_police_90_days) ---
+
+test_allow_fire_youth_care_education_and_police_within_90_days if {
+	d := bundling.decision with input as _person([
+		_c("jeugdzorg", "youth_protection_concern", 0),
+		_c("onderwijs", "school_absence", 30),
+		_c("politie", "drug_signal", 80),
+	])
+	d.fire
+	d.rule == "youth_care_education_police_90_days"
+}
+
+test_deny_fire_youth_care_education_and_police_spread_over_more_than_90_days if {
+	d := bundling.decision with input as _person([
+		_c("jeugdzorg", "youth_protection_concern", 0),
+		_c("onderwijs", "school_absence", 40),
+		_c("politie", "drug_signal", 131),
+	])
+	not d.fire
+}
+
+test_deny_fire_youth_rule_without_the_police if {
+	d := bundling.decision with input as _person([
+		_c("jeugdzorg", "youth_protection_concern", 0),
+		_c("onderwijs", "school_absence", 10),
+		_c("gemeente", "nuisance_report", 20),
+	])
+	d.rule == "multi_agency_90_days"
+}
+
+test_deny_fire_youth_rule_without_school_absence if {
+	d := bundling.decision with input as _person([
+		_c("jeugdzorg", "youth_protection_concern", 0),
+		_c("onderwijs", "youth_protection_concern", 10),
+		_c("politie", "drug_signal", 20),
+	])
+	d.rule == "multi_agency_90_days"
+}
+
+test_deny_fire_youth_rule_not_for_addresses if {
+	d := bundling.decision with input as {"bundle": {
+		"kind": "address", "one_person": false,
+		"contributions": [
+			_c("jeugdzorg", "youth_protection_concern", 0),
+			_c("onderwijs", "school_absence", 10),
+			_c("politie", "drug_signal", 20),
+		],
+	}}
+	d.rule == "multi_agency_90_days"
+}

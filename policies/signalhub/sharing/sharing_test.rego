@@ -599,3 +599,114 @@ test_deny_signal_from_another_source if {
 	d.allow == false
 	`the signal's source gemeente is not one of the agreed sources ["politie"]` in d.reasons
 }
+
+# --- youth care (jeugdzorg) and education (onderwijs) as sources ---
+
+_youth(kind, severity, minor) := {
+	"concern_kind": kind,
+	"severity": severity,
+	"urgency": "urgent",
+	"age_band": _band(minor),
+	"minor": minor,
+}
+
+_absence(kind, hours, weeks, minor) := {
+	"absence_kind": kind,
+	"hours_absent": hours,
+	"weeks_absent": weeks,
+	"age_band": _band(minor),
+	"minor": minor,
+}
+
+_band(true) := "12-17"
+
+_band(false) := "18-22"
+
+test_allow_youth_protection_concern_zvh_casework if {
+	_allows("youth_protection_concern/zvh/casework", _youth("youth_protection", 2, true))
+	d := _decide("youth_protection_concern/zvh/casework", _basis("youth_protection_concern/zvh/casework"), _youth("youth_protection", 2, true), _today)
+	d.domain == "zvh-casework"
+	d.generalise == {"subject_birth_date": "age_band"}
+}
+
+test_deny_youth_protection_concern_zvh_casework_below_min_severity if {
+	_denies("youth_protection_concern/zvh/casework", _youth("youth_protection", 1, true), "severity below the agreed minimum of 2")
+}
+
+test_deny_youth_protection_concern_zvh_casework_under_the_wgs_basis if {
+	d := _decide("youth_protection_concern/zvh/casework", "Wgs art. 3 / convenant ZVH Maastricht art. 5", _youth("youth_protection", 4, true), _today)
+	d.allow == false
+	"claimed legal basis Wgs art. 3 / convenant ZVH Maastricht art. 5 does not match the agreement's Jeugdwet art. 7.4.0 / convenant ZVH Maastricht art. 5" in d.reasons
+}
+
+test_allow_youth_protection_concern_gemeente_youth_care_duty if {
+	_allows("youth_protection_concern/gemeente/youth_care_duty", _youth("domestic_violence", 3, true))
+}
+
+test_deny_youth_protection_concern_gemeente_youth_care_duty_below_min_severity if {
+	_denies("youth_protection_concern/gemeente/youth_care_duty", _youth("domestic_violence", 2, true), "severity below the agreed minimum of 3")
+}
+
+test_allow_youth_protection_concern_politie_youth_exploitation if {
+	_allows("youth_protection_concern/politie/youth_exploitation", _youth("criminal_exploitation", 4, true))
+	_allows("youth_protection_concern/politie/youth_exploitation", _youth("drug_dealing", 5, false))
+}
+
+test_deny_youth_protection_concern_politie_youth_exploitation_below_min_severity if {
+	_denies("youth_protection_concern/politie/youth_exploitation", _youth("criminal_exploitation", 3, true), "severity below the agreed minimum of 4")
+}
+
+test_deny_youth_protection_concern_politie_youth_exploitation_concern_at_home if {
+	_denies("youth_protection_concern/politie/youth_exploitation", _youth("youth_protection", 5, true), "concern_kind is not one of the agreed values [\"drug_dealing\", \"criminal_exploitation\"]")
+}
+
+test_deny_youth_protection_concern_to_partners_without_an_agreement if {
+	every key, _ in data.signalhub.agreements {
+		_youth_receiver(key)
+	}
+}
+
+_youth_receiver(key) if not startswith(key, "youth_protection_concern/")
+
+_youth_receiver(key) if {
+	startswith(key, "youth_protection_concern/")
+	split(key, "/")[1] in {"zvh", "gemeente", "politie"}
+}
+
+test_allow_school_absence_gemeente_compulsory_education if {
+	_allows("school_absence/gemeente/compulsory_education", _absence("luxury_absence", 0, 1, true))
+}
+
+test_deny_school_absence_gemeente_compulsory_education_after_validity if {
+	_denies_on("school_absence/gemeente/compulsory_education", _absence("unauthorised_absence", 20, 4, true), "2028-01-01", "agreement expired: valid until 2027-12-31")
+}
+
+test_allow_school_absence_zvh_casework if {
+	_allows("school_absence/zvh/casework", _absence("early_school_leaving", 0, 4, false))
+	d := _decide("school_absence/zvh/casework", _basis("school_absence/zvh/casework"), _absence("unauthorised_absence", 30, 6, true), _today)
+	d.domain == "zvh-casework"
+}
+
+test_deny_school_absence_zvh_casework_luxury_absence if {
+	_denies("school_absence/zvh/casework", _absence("luxury_absence", 40, 8, true), "absence_kind is not one of the agreed values [\"unauthorised_absence\", \"absolute_absence\", \"early_school_leaving\"]")
+}
+
+test_deny_school_absence_zvh_casework_below_weeks_absent if {
+	_denies("school_absence/zvh/casework", _absence("unauthorised_absence", 40, 3, true), "weeks_absent below the agreed minimum of 4")
+}
+
+test_allow_school_absence_jeugdzorg_youth_protection if {
+	_allows("school_absence/jeugdzorg/youth_protection", _absence("unauthorised_absence", 16, 1, true))
+}
+
+test_deny_school_absence_jeugdzorg_youth_protection_adult if {
+	_denies("school_absence/jeugdzorg/youth_protection", _absence("unauthorised_absence", 20, 4, false), "the signal is not known to concern a minor and the agreement covers minors only")
+}
+
+test_deny_school_absence_jeugdzorg_youth_protection_early_school_leaving if {
+	_denies("school_absence/jeugdzorg/youth_protection", _absence("early_school_leaving", 20, 4, true), "absence_kind is not one of the agreed values [\"unauthorised_absence\", \"absolute_absence\"]")
+}
+
+test_deny_school_absence_jeugdzorg_youth_protection_below_hours_absent if {
+	_denies("school_absence/jeugdzorg/youth_protection", _absence("unauthorised_absence", 15, 4, true), "hours_absent below the agreed minimum of 16")
+}

@@ -8,6 +8,7 @@ started as ``signalhub enforcer`` loads the enforcer and not the console or the 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from signalhub.apps.roles import ROLES
 from signalhub.cli import current_settings
 
 if TYPE_CHECKING:
+    from signalhub.apps.demo import DemoReport
     from signalhub.delivery.reader import DeliveredRecord
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "kafka_group",
     "render_alert",
     "render_delivery",
+    "render_sources",
     "run",
     "serve",
     "status",
@@ -81,6 +84,9 @@ def demo(input_dir: Path | None, out_dir: Path | None, limit: int) -> None:
     click.secho(f"== rejects (kept by the connectors): {len(report.rejects)} records", bold=True)
     for reject in report.rejects:
         click.echo(f"   {reject.agency} {reject.ref}: {reject.code} — {reject.reason}")
+    click.secho("== per source: records, and the policy's decisions on its signals", bold=True)
+    for line in render_sources(report):
+        click.echo("   " + line)
     outcomes = report.outcomes()
     delivered = sum(len(records) for records in report.deliveries.values())
     click.secho("== summary", bold=True)
@@ -96,6 +102,36 @@ def demo(input_dir: Path | None, out_dir: Path | None, limit: int) -> None:
     )
     if out_dir is not None:
         click.echo(f"   written to {out_dir}/")
+
+
+def render_sources(report: DemoReport) -> list[str]:
+    """One line per connector, and one for the bundler's alerts: the accounting (read =
+    published + rejected) and what the policy decided on those signals, counted per
+    subscription (a delivery per allow, a withheld copy per deny); the lines add up to the
+    summary's decisions."""
+    outcomes: dict[str, Counter[str]] = {}
+    for row in report.audit:
+        outcomes.setdefault(str(row["signal_id"]), Counter())[str(row["outcome"])] += 1
+    lines: list[str] = []
+    for name in sorted({run.connector for run in report.runs}):
+        runs = [run for run in report.runs if run.connector == name]
+        decided: Counter[str] = Counter()
+        for run in runs:
+            for signal_id in run.signal_ids:
+                decided += outcomes.get(signal_id, Counter())
+        lines.append(
+            f"{name}: {sum(r.read for r in runs)} read = {sum(r.published for r in runs)} "
+            f"published + {sum(r.rejected for r in runs)} rejected; "
+            f"{decided['allow']} delivered, {decided['deny']} withheld by policy"
+        )
+    alerts: Counter[str] = Counter()
+    for signal_id in report.alert_ids:
+        alerts += outcomes.get(signal_id, Counter())
+    lines.append(
+        f"bundler: {len(report.alert_ids)} casework alerts; "
+        f"{alerts['allow']} delivered, {alerts['deny']} withheld by policy"
+    )
+    return lines
 
 
 def render_delivery(record: DeliveredRecord) -> str:

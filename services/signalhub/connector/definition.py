@@ -49,6 +49,7 @@ AGENCIES = (
     "woningcorporatie",
     "schuldhulpverlening",
     "jeugdzorg",
+    "onderwijs",
     "zvh",
 )
 
@@ -160,6 +161,7 @@ class ConnectorDefinition(_Model):
         "woningcorporatie",
         "schuldhulpverlening",
         "jeugdzorg",
+        "onderwijs",
         "zvh",
     ]
     title: str = ""

@@ -27,8 +27,9 @@ __all__ = ["AGE_BANDS", "CorpusCase", "attribute_space", "compare_engines", "pol
 
 AGE_BANDS: tuple[str, ...] = ("0-11", "12-17", "18-22", "23-64", "65+")
 _MINOR_BANDS = frozenset({"0-11", "12-17"})
-#: Probe values for integer attributes: around every small threshold, and two large ones.
-INT_PROBES: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 12)
+#: Probe values for integer attributes: around every small threshold, and two large ones; 16 is
+#: the leerplicht reporting threshold (hours absent in four weeks) an agreement conditions on.
+INT_PROBES: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 12, 16)
 #: A type with more combinations than this is sampled (deterministically).
 MAX_CASES_PER_TYPE = 2000
 #: The source agency put in corpus inputs (the shipped policy does not condition on it).
