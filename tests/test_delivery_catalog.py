@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -54,7 +55,26 @@ def test_decode_refreshes_once_on_unknown_fingerprint(
         assert catalog.loaded == 1
 
 
-def test_decode_still_unknown_after_refresh_raises(
+def test_decode_waits_for_a_schema_that_becomes_readable_after_the_delivery(
+    broker: EmbeddedBroker, topic_factory: Callable[..., str]
+) -> None:
+    """The schema and the delivery are produced together, but the delivery's topic may be
+    readable first: one re-read right away once called a sound delivery unknown."""
+    topic = topic_factory("views")
+    enforcer_registry = fresh_registry()
+    view = nuisance_view(enforcer_registry)
+    data = codec.encode(enforcer_registry, view, view_record("gemeente", 4))
+    late = threading.Timer(1.0, publish_view_schema, (broker.bootstrap_servers, topic, view))
+    with ViewSchemaCatalog(broker.bootstrap_servers, fresh_registry(), topic=topic) as catalog:
+        late.start()
+        try:
+            _, record = catalog.decode(data)
+        finally:
+            late.join()
+    assert record["envelope"]["source_ref"] == "ref-4"
+
+
+def test_decode_still_unknown_after_the_wait_raises(
     broker: EmbeddedBroker, topic_factory: Callable[..., str]
 ) -> None:
     topic = topic_factory("views")
@@ -62,7 +82,9 @@ def test_decode_still_unknown_after_refresh_raises(
     view = enforcer_registry.view_schema("nuisance_report", ["severity"], [])
     data = codec.encode(enforcer_registry, view, _minimal(view_record("om", 3)))
     with (
-        ViewSchemaCatalog(broker.bootstrap_servers, fresh_registry(), topic=topic) as catalog,
+        ViewSchemaCatalog(
+            broker.bootstrap_servers, fresh_registry(), topic=topic, schema_wait_s=0.5
+        ) as catalog,
         pytest.raises(UnknownSchemaError),
     ):
         catalog.decode(data)

@@ -5,7 +5,10 @@ reader can know them in advance. The enforcer publishes each new view schema onc
 ``schemas.views`` (key: fingerprint hex, value: the schema as JSON) *before* the first delivery
 that uses it. :class:`ViewSchemaCatalog` reads that topic from the beginning into a
 :class:`~signalhub.schema.registry.SchemaRegistry`, and reads on when a delivery names a
-fingerprint it has not seen yet: the schema is then on the topic, just not read yet.
+fingerprint it has not seen yet: the schema is then on the topic, or about to be — the enforcer
+hands the schema and the delivery to the producer in one batch, but two topics become readable
+in no guaranteed order, so a reader may see the delivery a moment before the schema. It keeps
+reading for up to ``schema_wait_s`` before it calls the schema unknown.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from signalhub.broker.reader import assign_topic, drain, open_consumer
@@ -53,8 +57,10 @@ class ViewSchemaCatalog:
         *,
         topic: str = VIEW_SCHEMAS_TOPIC,
         idle_ms: int = 300,
+        schema_wait_s: float = 5.0,
     ) -> None:
         self.registry = registry
+        self.schema_wait_s = schema_wait_s
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.idle_ms = idle_ms
@@ -108,16 +114,24 @@ class ViewSchemaCatalog:
         return 1
 
     def decode(self, data: bytes) -> tuple[AvroSchema, Record]:
-        """Decode one delivery; on an unknown fingerprint read the catalogue on and retry once.
+        """Decode one delivery; on an unknown fingerprint read the catalogue on and retry, for
+        up to ``schema_wait_s`` (see the module docstring).
 
-        Raises :class:`UnknownSchemaError` when the schema is still unknown after the re-read,
-        and :class:`~signalhub.errors.DecodeError` for bytes that are not a framed record.
+        Raises :class:`UnknownSchemaError` when the schema is still unknown then, and
+        :class:`~signalhub.errors.DecodeError` for bytes that are not a framed record.
         """
         try:
             return codec.decode(self.registry, data)
         except UnknownSchemaError:
+            deadline = time.monotonic() + self.schema_wait_s
+        while True:
             self.refresh()
-            return codec.decode(self.registry, data)
+            try:
+                return codec.decode(self.registry, data)
+            except UnknownSchemaError:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.1)
 
     def close(self) -> None:
         with self._lock:
