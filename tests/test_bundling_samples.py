@@ -128,7 +128,7 @@ def test_each_planted_person_is_one_consistent_person() -> None:
 
 
 def test_the_samples_raise_exactly_one_alert_about_the_planted_person(bundled: Bundled) -> None:
-    assert bundled.signals == 176
+    assert bundled.signals == 176 + 30  # the agencies' samples + the residents' meldpunt
     assert len(bundled.alerts) == 1
     _, record = codec.decode(REGISTRY, bundled.alerts[0].value)
     payload = record["payload"]

@@ -67,7 +67,7 @@ def test_without_a_hub_the_run_stops_with_what_to_do(tmp_path: Path) -> None:
 def test_an_unknown_connector_lists_the_known_ones() -> None:
     result = CliRunner().invoke(connector_group, ["run", "nobody", "--dry-run"], env=ENV)
     assert result.exit_code == 1
-    assert "no connector named 'nobody' — choose one of: gemeente, politie" in result.output
+    assert "no connector named 'nobody' — choose one of: bewoners, gemeente" in result.output
 
 
 @pytest.mark.integration

@@ -63,6 +63,7 @@ SIGNAL_TYPES = [
     "radicalisation_concern",
     "casework_referral",
     "casework_alert",
+    "neighbourhood_report",
 ]
 AGENCIES = [
     "politie",

@@ -20,9 +20,10 @@ column = "datum"
 """
 
 
-def test_the_four_agency_definitions_load_and_match_the_schemas() -> None:
+def test_the_agency_definitions_load_and_match_the_schemas() -> None:
     loaded = load_definitions(CONNECTORS)
-    assert set(loaded) == {"politie", "gemeente", "woningcorporatie", "schuldhulpverlening"}
+    agencies = {"politie", "gemeente", "woningcorporatie", "schuldhulpverlening"}
+    assert set(loaded) == agencies | {"bewoners"}
     for definition in loaded.values():
         Mapper(definition, registry())  # checks every type and field against the schemas
         assert definition.token_env == f"SIGNALHUB_INGEST_TOKEN_{definition.name.upper()}"
@@ -38,6 +39,7 @@ def test_the_four_agency_definitions_load_and_match_the_schemas() -> None:
         ),
         ("woningcorporatie", {"nuisance_report", "debt_signal", "housing_closure"}),
         ("schuldhulpverlening", {"debt_signal", "casework_referral"}),
+        ("bewoners", {"neighbourhood_report"}),
     ],
 )
 def test_each_agency_produces_its_signal_types(name: str, types: set[str]) -> None:

@@ -100,5 +100,5 @@ def test_the_generator_runs_as_a_module_from_the_repository_root(tmp_path: Path)
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "(23 planted bad records, 3 planted people for the bundler)" in result.stdout
+    assert "(29 planted bad records, 3 planted people for the bundler)" in result.stdout
     assert (tmp_path / "politie.csv").read_bytes() == (SAMPLES / "politie.csv").read_bytes()

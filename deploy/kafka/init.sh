@@ -34,6 +34,7 @@ topic signals.dlq --partitions 1 --config retention.ms=2592000000
 topic signals.drug_signal --partitions 6 --config retention.ms=2592000000
 topic signals.housing_closure --partitions 6 --config retention.ms=2592000000
 topic signals.intimidation_report --partitions 6 --config retention.ms=2592000000
+topic signals.neighbourhood_report --partitions 6 --config retention.ms=2592000000
 topic signals.nuisance_report --partitions 6 --config retention.ms=2592000000
 topic signals.parked --partitions 1 --config retention.ms=2592000000
 topic signals.radicalisation_concern --partitions 6 --config retention.ms=2592000000
@@ -67,6 +68,7 @@ acl --allow-principal User:bundler --operation Read --operation Create --operati
   --topic signals.drug_signal \
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
+  --topic signals.neighbourhood_report \
   --topic signals.nuisance_report \
   --topic signals.radicalisation_concern
 acl --allow-principal User:bundler --operation Write --operation Create --operation Describe \
@@ -80,6 +82,7 @@ acl --allow-principal User:connector --operation Write --operation Describe \
   --topic signals.drug_signal \
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
+  --topic signals.neighbourhood_report \
   --topic signals.nuisance_report \
   --topic signals.radicalisation_concern
 # enforcer (enforcer)
@@ -91,6 +94,7 @@ acl --allow-principal User:enforcer --operation Read --operation Create --operat
   --topic signals.drug_signal \
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
+  --topic signals.neighbourhood_report \
   --topic signals.nuisance_report \
   --topic signals.radicalisation_concern
 acl --allow-principal User:enforcer --operation Write --operation Create --operation Describe \
@@ -129,6 +133,7 @@ acl --allow-principal User:http --operation Read --operation Write --operation D
   --topic signals.drug_signal \
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
+  --topic signals.neighbourhood_report \
   --topic signals.nuisance_report \
   --topic signals.radicalisation_concern
 acl --allow-principal User:http --operation Read \
