@@ -1,4 +1,4 @@
-"""Deterministic sample data for the agency connectors (demo, docs and tests).
+"""Deterministic sample data for the agency connectors and the residents' meldpunt.
 
 A development tool, not part of the product: it needs Faker (a dev dependency) and writes the
 files shipped in ``connectors/samples/``. Regenerate them with ``make samples`` (or
@@ -402,6 +402,79 @@ def _gemeente(p: _People, name: str, cast: list[_Planted]) -> _Made:
     return _jsonl(lines, bad, name)
 
 
+_BEWONERS = {
+    "drugshandel": (
+        "Elke avond wordt er gedeald bij de ingang van het speeltuintje, veel aanloop.",
+        "Auto's stoppen kort bij de bank op de hoek, er wordt iets doorgegeven.",
+        "Jongeren op scooters halen en brengen pakketjes bij het portiek.",
+    ),
+    "intimidatie": (
+        "Groep hangt bij de winkels en scheldt voorbijgangers uit.",
+        "Bewoners durven 's avonds niet meer langs het pleintje te lopen.",
+    ),
+    "hennepteelt": (
+        "Ramen van de bovenverdieping zijn altijd afgeplakt en het ruikt naar wiet.",
+        "Gezoem van ventilatoren dag en nacht, warmte op het dak, nooit iemand te zien.",
+    ),
+    "overlast": (
+        "Harde muziek en lachgas in het park tot diep in de nacht.",
+        "Rommel en lege flesjes achtergelaten bij het bankje.",
+    ),
+}
+#: The neighbourhood and week most residents' reports are about: a cell the wijkbeeld shows.
+_HOTSPOT = ("BU09350201", "6221", "Severenstraat", date(2024, 3, 12))
+
+
+def _bewoners(p: _People, name: str) -> _Made:
+    """Residents' reports (the meldpunt): places and patterns, a cluster in one neighbourhood and
+    week, free text with a BSN, a phone number and an e-mail address to be scrubbed, and bad
+    records that must be refused for carrying a person."""
+    lines: list[dict[str, Any] | str] = []
+    for index in range(30):
+        soort = p.rng.choice(sorted(_BEWONERS))
+        buurt, area, street, day = _HOTSPOT
+        if index < 8:  # the hotspot: drug dealing reported again and again in one week
+            soort, day = "drugshandel", day + timedelta(days=index % 4)  # Tue-Fri, one week
+        else:
+            _, postcode, buurt = p.address()
+            area, street = postcode[:4], p.rng.choice(_STREETS)
+            day = p.moment().date()
+        lines.append({
+            "meldingnummer": f"M-{index + 1:04d}",
+            "soort": soort,
+            "straat": street,
+            "postcodegebied": area,
+            "buurtcode": buurt,
+            "tijdstip": p.rng.choice(["ochtend", "middag", "avond", "nacht", "wisselend"]),
+            "hoe_vaak": p.rng.choice(["eenmalig", "vaker", "wekelijks", "dagelijks"]),
+            "waargenomen_op": day.isoformat(),
+            "omschrijving": p.rng.choice(_BEWONERS[soort]),
+        })  # fmt: skip
+    base = lines[0]
+    assert isinstance(base, dict)
+    # Typed into the free text: scrubbed at intake, the report itself is taken.
+    typed = p.bsn()
+    for index, extra in (
+        (10, f" De dealer heeft BSN {typed[:3]} {typed[3:]} volgens de buren."),
+        (11, " Bel mij gerust op 06-12345678."),
+        (12, f" Mail mij: {p.fake.user_name()}@example.nl"),
+    ):
+        record = lines[index]
+        assert isinstance(record, dict)
+        record["omschrijving"] = str(record["omschrijving"]) + extra
+    bsn = p.bsn()
+    bad: dict[int, tuple[Any, str]] = {
+        4: ({**base, "meldingnummer": "M-9001", "naam": p.name()}, "person_data"),
+        9: ({**base, "meldingnummer": "M-9002", "email_melder": "x@example.nl"},
+            "person_data"),
+        14: ({**base, "meldingnummer": "M-9003", "straat": f"BSN {bsn}"}, "person_data"),
+        19: ({**base, "meldingnummer": "M-9004", "soort": "inbraak"}, "invalid"),
+        24: ('{"meldingnummer": "M-9005", "soort": ', "undecodable"),
+        27: ({**base, "meldingnummer": "M-9006", "omschrijving": _OVERSIZED_TEXT}, "oversized"),
+    }  # fmt: skip
+    return _jsonl(lines, bad, name)
+
+
 def sql_rows(seed: int = SEED) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The schuldhulpverlening table rows and the planted bad ones (by ``mutatie_id``)."""
     p = _People(seed + 1)
@@ -661,6 +734,11 @@ def generate_samples(out_dir: Path, seed: int = SEED) -> dict[str, dict[str, str
         (out_dir / name).write_text(text, encoding="utf-8")
         manifest[name] = planted
         manifest[PLANTED_PEOPLE].update(people)
+    # The residents' meldpunt: seeded apart from the agencies above, so it keeps its records
+    # whatever sources join that loop.
+    text, planted, _ = _bewoners(_People(seed + 1000), "bewoners.jsonl")
+    (out_dir / "bewoners.jsonl").write_text(text, encoding="utf-8")
+    manifest["bewoners.jsonl"] = planted
     database = out_dir / "schuldhulpverlening.sqlite"
     database.unlink(missing_ok=True)
     with sqlite3.connect(database) as connection:

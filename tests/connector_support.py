@@ -37,6 +37,7 @@ FILE_SAMPLES = [
     ("gemeente", "gemeente.jsonl"),
     ("woningcorporatie", "woningcorporatie.csv"),
     ("schuldhulpverlening", "schuldhulpverlening.jsonl"),
+    ("bewoners", "bewoners.jsonl"),
 ]
 
 

@@ -78,8 +78,8 @@ def test_an_unknown_connector_lists_the_known_ones() -> None:
     result = CliRunner().invoke(connector_group, ["run", "nobody", "--dry-run"], env=ENV)
     assert result.exit_code == 1
     assert (
-        "no connector named 'nobody' — choose one of: gemeente, jeugdzorg, onderwijs, politie"
-        in result.output
+        "no connector named 'nobody' — choose one of: bewoners, gemeente, jeugdzorg, onderwijs, "
+        "politie" in result.output
     )
 
 

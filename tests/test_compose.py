@@ -65,6 +65,7 @@ SIGNAL_TYPES = [
     "casework_alert",
     "youth_protection_concern",
     "school_absence",
+    "neighbourhood_report",
 ]
 AGENCIES = [
     "politie",

@@ -29,6 +29,7 @@ def test_the_agency_definitions_load_and_match_the_schemas() -> None:
         "schuldhulpverlening",
         "jeugdzorg",
         "onderwijs",
+        "bewoners",
     }
     for definition in loaded.values():
         Mapper(definition, registry())  # checks every type and field against the schemas
@@ -47,6 +48,7 @@ def test_the_agency_definitions_load_and_match_the_schemas() -> None:
         ("schuldhulpverlening", {"debt_signal", "casework_referral"}),
         ("jeugdzorg", {"youth_protection_concern"}),
         ("onderwijs", {"school_absence"}),
+        ("bewoners", {"neighbourhood_report"}),
     ],
 )
 def test_each_agency_produces_its_signal_types(name: str, types: set[str]) -> None:

@@ -161,6 +161,29 @@ def _expected_rejects() -> set[tuple[str, str]]:
     return expected
 
 
+def _assert_residents_reports_as_agreed(delivered: dict[str, list[dict[str, Any]]]) -> None:
+    """The meldpunt's sample reports: every good one to the municipality, those pointing at
+    crime to the police, to nobody else, never with the free text or a reporter."""
+    manifest: dict[str, dict[str, str]] = json.loads((SAMPLES / "manifest.json").read_text())
+    bad = {int(ref.rsplit(":", 1)[1]) for ref in manifest["bewoners.jsonl"]}
+    lines = (SAMPLES / "bewoners.jsonl").read_text("utf-8").splitlines()
+    kinds = [json.loads(line)["soort"] for n, line in enumerate(lines, 1) if n not in bad]
+    reports = {
+        name: [row["record"] for row in rows if row["signal_type"] == "neighbourhood_report"]
+        for name, rows in delivered.items()
+    }
+    assert len(reports.pop("gemeente")) == len(kinds) == 30
+    police = reports.pop("politie")
+    assert len(police) == len([kind for kind in kinds if kind != "overlast"])
+    assert {record["payload"]["category"] for record in police} == {
+        "drug_dealing_spot", "intimidation", "cannabis_cultivation"
+    }  # fmt: skip
+    assert all(rows == [] for rows in reports.values())
+    for record in police:
+        assert record["payload"].get("description") is None
+        assert "description" in record["delivery"]["withheld"]
+
+
 def _key_forms(key: bytes) -> list[str]:
     return [
         key.hex(),
@@ -233,6 +256,7 @@ def test_demo_writes_every_output_leaves_nothing_running_and_repeats_in_the_same
     assert allowed == {row["delivery_id"] for rows in delivered.values() for row in rows}
     assert {row["outcome"] for row in audit} >= {"allow", "deny"}
     _assert_no_value_links_domains(audit, delivered)
+    _assert_residents_reports_as_agreed(delivered)
     # What `policy matrix` says each subscriber gets is what each got, field by field.
     assert assert_matrix_predicts(delivered) > 1000
 

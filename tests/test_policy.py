@@ -75,6 +75,11 @@ REALISTIC: dict[str, tuple[dict[str, Any], set[str]]] = {
         {"gemeente-leerplicht", "zvh-leerplicht", "jeugdzorg-leerplicht"},
     ),
 }
+# A resident's report of a dealing spot: the municipality and the police (not nuisance, below).
+REALISTIC["neighbourhood_report"] = (
+    {"category": "drug_dealing_spot", "frequency": "daily"},
+    {"gemeente-meldpunt", "politie-meldpunt"},
+)
 
 PolicyDirFactory = Callable[..., Path]
 
@@ -462,3 +467,15 @@ def test_input_without_attributes_fails_closed(engine: EmbeddedPolicyEngine) -> 
     del policy_input["signal"]["attributes"]
     with pytest.raises(PolicyError, match="no decision for subscription"):
         engine.decide(policy_input)
+
+
+def test_a_residents_nuisance_report_reaches_the_municipality_only(
+    engine: EmbeddedPolicyEngine,
+) -> None:
+    subs = subscriptions_for("neighbourhood_report")
+    attributes = {"category": "nuisance", "frequency": "weekly"}
+    decisions = engine.decide(
+        build_input("neighbourhood_report", "bewoners", attributes, subs, TODAY)
+    )
+    assert {sid for sid, d in decisions.items() if d.allow} == {"gemeente-meldpunt"}
+    assert all("description" not in d.fields for d in decisions.values())

@@ -114,7 +114,7 @@ def test_the_generator_runs_as_a_module_from_the_repository_root(tmp_path: Path)
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "(34 planted bad records, 5 planted people for the bundler)" in result.stdout
+    assert "(40 planted bad records, 5 planted people for the bundler)" in result.stdout
     assert (tmp_path / "politie.csv").read_bytes() == (SAMPLES / "politie.csv").read_bytes()
 
 

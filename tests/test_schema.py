@@ -116,6 +116,16 @@ EXPECTED["casework_alert"] = {
     "first_observed": (None, False),
     "last_observed": (None, False),
 }
+# Reported by residents through the meldpunt: places and patterns, no person, no reporter.
+EXPECTED["neighbourhood_report"] = {
+    "category": (None, True),
+    "street": ("address", False),
+    "postcode_area": (None, False),
+    "neighbourhood_code": (None, False),
+    "time_of_day": (None, False),
+    "frequency": (None, True),
+    "description": ("free_text", False),
+}
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ topic signals.dlq --partitions 1 --config retention.ms=2592000000
 topic signals.drug_signal --partitions 6 --config retention.ms=2592000000
 topic signals.housing_closure --partitions 6 --config retention.ms=2592000000
 topic signals.intimidation_report --partitions 6 --config retention.ms=2592000000
+topic signals.neighbourhood_report --partitions 6 --config retention.ms=2592000000
 topic signals.nuisance_report --partitions 6 --config retention.ms=2592000000
 topic signals.parked --partitions 1 --config retention.ms=2592000000
 topic signals.radicalisation_concern --partitions 6 --config retention.ms=2592000000
@@ -69,6 +70,7 @@ acl --allow-principal User:bundler --operation Read --operation Create --operati
   --topic signals.drug_signal \
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
+  --topic signals.neighbourhood_report \
   --topic signals.nuisance_report \
   --topic signals.radicalisation_concern \
   --topic signals.school_absence \
@@ -84,6 +86,7 @@ acl --allow-principal User:connector --operation Write --operation Describe \
   --topic signals.drug_signal \
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
+  --topic signals.neighbourhood_report \
   --topic signals.nuisance_report \
   --topic signals.radicalisation_concern \
   --topic signals.school_absence \
@@ -97,6 +100,7 @@ acl --allow-principal User:enforcer --operation Read --operation Create --operat
   --topic signals.drug_signal \
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
+  --topic signals.neighbourhood_report \
   --topic signals.nuisance_report \
   --topic signals.radicalisation_concern \
   --topic signals.school_absence \
@@ -137,6 +141,7 @@ acl --allow-principal User:http --operation Read --operation Write --operation D
   --topic signals.drug_signal \
   --topic signals.housing_closure \
   --topic signals.intimidation_report \
+  --topic signals.neighbourhood_report \
   --topic signals.nuisance_report \
   --topic signals.radicalisation_concern \
   --topic signals.school_absence \

@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     bundler_group: str = "signalhub-bundler"
     #: Small-cell suppression of the wijkbeeld: a count below k is shown as ``<k``.
     wijkbeeld_k: int = Field(default=5, ge=2, le=100)
+    #: Reports the public meldpunt form takes from one client address per hour; more get 429.
+    meldpunt_reports_per_hour: int = Field(default=10, ge=1, le=10_000)
 
     # -- Kafka security, for an external Kafka (docs/deployment.md) ----------------------------
     #: How clients talk to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.

@@ -15,6 +15,7 @@ what happened and what to do next, and never contain a clear identifier or a key
     ├── RecordError                 one record cannot be processed (goes to rejects or the DLQ)
     │   ├── DecodeError             bytes are not a framed Avro record of a known schema
     │   └── ValidationError         a record does not conform to its signal schema
+    │       └── PersonDataError     a report from the public carries a person identifier
     ├── PolicyError                 a policy cannot be loaded or evaluated (fail closed: deny)
     ├── KeyProviderError            pseudonym keys are missing, unreadable or too widely readable
     ├── ReidentificationError       a re-identification step is not allowed (audited; says why)
@@ -31,6 +32,7 @@ __all__ = [
     "DecodeError",
     "DeliveryError",
     "KeyProviderError",
+    "PersonDataError",
     "PolicyError",
     "RecordError",
     "ReidentificationError",
@@ -99,6 +101,14 @@ class ValidationError(RecordError):
     """A record does not conform to its signal schema."""
 
     code = "invalid"
+
+
+class PersonDataError(ValidationError):
+    """A report from the public (an ``anonymous`` connector) carries a person identifier: a
+    field naming a person or the reporter, or a BSN, phone number or e-mail address where a
+    place belongs."""
+
+    code = "person_data"
 
 
 class PolicyError(SignalhubError):

@@ -710,3 +710,32 @@ test_deny_school_absence_jeugdzorg_youth_protection_early_school_leaving if {
 test_deny_school_absence_jeugdzorg_youth_protection_below_hours_absent if {
 	_denies("school_absence/jeugdzorg/youth_protection", _absence("unauthorised_absence", 15, 4, true), "hours_absent below the agreed minimum of 16")
 }
+
+# --- residents' reports (meldpunt): places and patterns, no person, no reporter ---
+
+_spot := {"category": "drug_dealing_spot", "frequency": "daily"}
+
+test_allow_neighbourhood_report_gemeente_public_order if {
+	_allows("neighbourhood_report/gemeente/public_order", _spot)
+	_allows("neighbourhood_report/gemeente/public_order", {"category": "nuisance", "frequency": "weekly"})
+}
+
+test_deny_neighbourhood_report_gemeente_public_order_after_expiry if {
+	_denies_on("neighbourhood_report/gemeente/public_order", _spot, "2028-01-01", "agreement expired: valid until 2027-12-31")
+}
+
+test_allow_neighbourhood_report_politie_public_order_enforcement if {
+	_allows("neighbourhood_report/politie/public_order_enforcement", _spot)
+}
+
+test_deny_neighbourhood_report_politie_public_order_enforcement_category_nuisance if {
+	_denies("neighbourhood_report/politie/public_order_enforcement", {"category": "nuisance", "frequency": "daily"}, "category is not one of the agreed values [\"drug_dealing_spot\", \"intimidation\", \"cannabis_cultivation\"]")
+}
+
+test_deny_neighbourhood_report_free_text_in_no_agreement if {
+	keys := {key | some key, _ in data.signalhub.agreements; startswith(key, "neighbourhood_report/")}
+	count(keys) == 2
+	every key in keys {
+		not "description" in data.signalhub.agreements[key].fields
+	}
+}

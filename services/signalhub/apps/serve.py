@@ -2,7 +2,8 @@
 
 One Starlette app on loopback serves what people and systems reach over HTTP: the console
 (operators, security officers, auditors; ``/metrics``, ``/healthz``, ``/readyz``), the ingest
-endpoint (``POST /ingest/<agency>``, a bearer token per agency) and the pull API
+endpoint (``POST /ingest/<agency>``, a bearer token per agency), the residents' public
+meldpunt form (``/meldpunt``, no session; it files through the ingest endpoint) and the pull API
 (``GET /v1/deliveries``, a bearer token per subscriber). Webhook subscribers are pushed to by
 one :class:`~signalhub.delivery.webhook.WebhookPusher` thread each (the ``webhooks`` role).
 Under ``signalhub up`` ingest answers 503 with the supervisor's reason while the hub cannot take
@@ -26,6 +27,8 @@ from signalhub.config import Settings
 from signalhub.connector.definition import load_definitions
 from signalhub.connector.ingest import ingest_routes, tokens_from_env
 from signalhub.connector.mapping import ObservedWindow
+from signalhub.connector.meldpunt import CONNECTOR as MELDPUNT
+from signalhub.connector.meldpunt import meldpunt_routes
 from signalhub.connector.publisher import KafkaPublisher
 from signalhub.connector.runner import ConnectorRunner, RejectFile
 from signalhub.console import console_routes
@@ -68,9 +71,18 @@ def build_http_app(settings: Settings, bootstrap: str, stack: ExitStack) -> Star
         catalog,
         allowed_subscribers=pull_subscribers,
     )
+    tokens = tokens_from_env(definitions)
+    ingest = ingest_routes(runners, tokens, refusal=ingest_refusal(settings))
+    # The public meldpunt files through the same ingest endpoint (one rate limit per token).
+    meldpunt = meldpunt_routes(
+        Starlette(routes=ingest),
+        tokens.get(MELDPUNT),
+        reports_per_hour=settings.meldpunt_reports_per_hour,
+    )
     routes = [
         *console_routes(settings, bootstrap, stack),  # /, /console/*, /metrics, /healthz, /readyz
-        *ingest_routes(runners, tokens_from_env(definitions), refusal=ingest_refusal(settings)),
+        *ingest,
+        *meldpunt,  # /meldpunt: public, no console session
         Mount("/", app=pull),
     ]
     return Starlette(routes=routes)
@@ -126,6 +138,11 @@ def serve_http(settings: Settings, bootstrap: str) -> None:
     with ExitStack() as stack:
         app = build_http_app(settings, bootstrap, stack)
         config = uvicorn.Config(
-            app, host=settings.http_host, port=settings.http_port, log_level="warning"
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            # An access log line holds the client address: never for the public meldpunt.
+            access_log=False,
         )
         uvicorn.Server(config).run()

@@ -51,10 +51,13 @@ AGENCIES = (
     "jeugdzorg",
     "onderwijs",
     "zvh",
+    "bewoners",
 )
 
 SourceKind = Literal["csv", "jsonl", "sql", "http"]
-FieldKind = Literal["str", "int", "amount", "bool", "date", "list", "bsn", "postcode"]
+FieldKind = Literal[
+    "str", "int", "amount", "bool", "date", "list", "bsn", "postcode", "postcode_area"
+]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
@@ -69,7 +72,8 @@ class FieldMap(_Model):
     #: Column name; for JSON sources a dotted path (``betrokkene.bsn``) reaches into objects.
     column: str
     #: Conversion: ``amount`` takes "1.234,56" or 1234.56 and rounds to whole euros; ``bsn``
-    #: checks the eleven test; ``postcode`` normalises to "1234 AB"; ``list`` splits on
+    #: checks the eleven test; ``postcode`` normalises to "1234 AB", ``postcode_area`` to its
+    #: four digits ("6211 AB" -> "6211"); ``list`` splits on
     #: ``separator`` (a JSON array is taken as it is).
     type: FieldKind = "str"
     #: strptime formats tried in order for ``date`` (ISO 8601 is always tried last).
@@ -163,6 +167,7 @@ class ConnectorDefinition(_Model):
         "jeugdzorg",
         "onderwijs",
         "zvh",
+        "bewoners",
     ]
     title: str = ""
     #: Environment variable holding the bearer token for ``POST /ingest/<name>``.
@@ -171,6 +176,12 @@ class ConnectorDefinition(_Model):
     #: one, the source position (file line, SQL watermark, array index) is used.
     key_column: str | None = None
     sources: tuple[SourceSpec, ...]
+    #: Reports from the public (the residents' meldpunt): only the mapped columns are accepted,
+    #: person identifiers are scrubbed or refused, and a rejected record is not kept (see
+    #: :mod:`signalhub.connector.screening`).
+    anonymous: bool = False
+    #: Ingest requests one token may make per minute; more get 429 (None: no limit).
+    requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
     #: Either one fixed signal type, or a dispatch code table.
     signal_type: str | None = None
     dispatch: Dispatch | None = None

@@ -39,6 +39,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from signalhub.connector.definition import ConnectorDefinition
+from signalhub.connector.ratelimit import RateLimiter
 from signalhub.connector.runner import ConnectorRunner, Published, Reject
 from signalhub.connector.sources import MAX_JSON_DEPTH, holds_lone_surrogate, json_depth
 from signalhub.errors import BrokerError
@@ -77,6 +78,12 @@ class _IngestEndpoint:
         self._tokens = {name: token.get_secret_value().encode() for name, token in tokens.items()}
         self._max_body_bytes = max_body_bytes
         self._refusal = refusal
+        #: Per token (one per connector): only connectors whose definition sets a limit.
+        self._limits = {
+            name: RateLimiter(runner.definition.requests_per_minute, 60.0)
+            for name, runner in runners.items()
+            if runner.definition.requests_per_minute is not None
+        }
 
     async def handle(self, request: Request) -> JSONResponse:
         name = request.path_params["connector"]
@@ -86,6 +93,9 @@ class _IngestEndpoint:
         denied = self._authorise(request, name)
         if denied is not None:
             return denied
+        limited = self._limited(name)
+        if limited is not None:
+            return limited
         reason = self._refusal() if self._refusal is not None else None
         if reason is not None:
             return _error(503, "not_accepting", reason, **{"Retry-After": "5"})
@@ -131,6 +141,18 @@ class _IngestEndpoint:
             logger.warning("ingest %s: refused a request with a wrong token", name)
             return _error(403, "forbidden", f"this token may not ingest for {name!r}")
         return None
+
+    def _limited(self, name: str) -> JSONResponse | None:
+        limiter = self._limits.get(name)
+        wait = limiter.acquire(name) if limiter is not None else None
+        if limiter is None or wait is None:
+            return None
+        return _error(
+            429,
+            "rate_limited",
+            f"more than {limiter.limit} requests a minute for {name!r} — wait and retry",
+            **{"Retry-After": str(int(wait))},
+        )
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None as soon as it is known to exceed the limit (never read it all)."""

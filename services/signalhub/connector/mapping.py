@@ -43,6 +43,7 @@ _MISSING: Any = object()
 _TRUE = {"ja", "j", "yes", "y", "true", "waar", "1"}
 _FALSE = {"nee", "n", "no", "false", "onwaar", "0"}
 _POSTCODE = re.compile(r"^(\d{4})\s*([A-Za-z]{2})$")
+_POSTCODE_AREA = re.compile(r"^([1-9][0-9]{3})(?:\s*[A-Za-z]{2})?$")
 
 
 def utc_now() -> datetime:
@@ -378,6 +379,13 @@ def _to_postcode(value: Any, _spec: FieldMap) -> str:
     return f"{match.group(1)} {match.group(2).upper()}"
 
 
+def _to_postcode_area(value: Any, _spec: FieldMap) -> str:
+    match = _POSTCODE_AREA.match(str(value).strip())
+    if match is None:
+        raise ValueError("not a postcode area")
+    return match.group(1)
+
+
 def _parse_datetime(value: Any, formats: tuple[str, ...]) -> datetime | None:
     if isinstance(value, datetime):
         return value
@@ -403,6 +411,7 @@ _CONVERTERS: dict[str, Callable[[Any, FieldMap], Any]] = {
     "date": _to_date,
     "bsn": _to_bsn,
     "postcode": _to_postcode,
+    "postcode_area": _to_postcode_area,
 }
 _EXPECTED = {
     "str": "text",
@@ -412,5 +421,6 @@ _EXPECTED = {
     "date": "a date",
     "bsn": "a BSN of nine digits that passes the eleven test",
     "postcode": "a Dutch postcode like 6211 AB",
+    "postcode_area": "the four digits of a postcode, like 6211 (or a postcode like 6211 AB)",
     "list": "a list",
 }

@@ -9,6 +9,9 @@ The error policy of a connector lives in :meth:`ConnectorRunner.handle`, in one 
   committed, so the next run reads those records again (at least once);
 - anything else is a bug and propagates.
 
+A connector marked ``anonymous`` (reports from the public) screens each record first
+(:mod:`signalhub.connector.screening`) and keeps no rejected record, only its reason.
+
 A reject is the agency's own record, kept locally (a JSON Lines file readable only by its owner)
 so the agency can fix and resend it. It is never logged: log lines carry the reference and the
 reason code only.
@@ -28,6 +31,7 @@ from typing import Any, Protocol
 from signalhub.connector.definition import ConnectorDefinition
 from signalhub.connector.mapping import Clock, Mapper, ObservedWindow, utc_now
 from signalhub.connector.publisher import Publisher
+from signalhub.connector.screening import free_text_columns, screen_record
 from signalhub.connector.sources import Source, SourceRecord
 from signalhub.errors import DecodeError, RecordError, UnknownSchemaError
 from signalhub.schema import codec
@@ -146,6 +150,8 @@ class ConnectorRunner:
         self._rejects = rejects
         self._max_record_bytes = max_record_bytes
         self._commit_every = commit_every
+        #: Free-text columns of an anonymous connector (scrubbed at intake); see screening.
+        self._free_text = free_text_columns(definition, registry)
 
     def run(self, source: Source, *, commit: bool = True) -> RunReport:
         """Handle every record of ``source``; commit its position after each durable flush.
@@ -191,7 +197,10 @@ class ConnectorRunner:
         try:
             if item.raw is None:
                 raise DecodeError(item.error or "unreadable record")
-            schema, record = self._mapper.map(item.raw, item.ref)
+            raw = item.raw
+            if self.definition.anonymous:
+                raw = screen_record(raw, self.definition, self._free_text)
+            schema, record = self._mapper.map(raw, item.ref)
             codec.validate_signal(self._registry, record)
             data = codec.encode(self._registry, schema.avro, record)
         except (RecordError, UnknownSchemaError) as exc:
@@ -209,6 +218,8 @@ class ConnectorRunner:
 
     def _reject(self, item: SourceRecord, source: str, code: str, reason: str) -> Reject:
         raw = item.raw if item.raw is not None else {"text": item.text}
+        if self.definition.anonymous:  # a report from the public is not kept: it may hold a name
+            raw = {}
         reject = Reject(self.definition.agency, source, item.ref, code, reason, raw)
         self._rejects.write(reject)
         logger.info("connector %s rejected %s: %s", self.definition.name, item.ref, code)
