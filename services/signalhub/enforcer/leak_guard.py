@@ -44,7 +44,7 @@ from signalhub.enforcer.generalise import has_bsn, is_bsn, number_shadow
 from signalhub.enforcer.projection import Projection, identifier_values
 from signalhub.schema.registry import SignalSchema
 from signalhub.types import Record
-from signalhub.wire import DELIVERY_ID_HEADER, POLICY_VERSION_HEADER
+from signalhub.wire import DELIVERY_ID_HEADER, POLICY_VERSION_HEADER, SIGNAL_TYPE_HEADER
 
 __all__ = ["HUB_IDS", "Leak", "SignalIdentifiers", "scan_record"]
 
@@ -80,6 +80,13 @@ _ENVELOPE_IDS = _hub_ids("envelope.")
 _DELIVERY_IDS = _hub_ids("delivery.")
 _PAYLOAD_IDS = _hub_ids("payload.")
 _HEADER_IDS = _hub_ids("header ")
+#: The headers that repeat a field of the record, read under the same rule (a hub id of the same
+#: shape, or none): :func:`signalhub.enforcer.outputs.delivery_headers`.
+_MIRRORS = {
+    DELIVERY_ID_HEADER: ("delivery", "delivery_id"),
+    SIGNAL_TYPE_HEADER: ("envelope", "signal_type"),
+    POLICY_VERSION_HEADER: ("delivery", "policy_version"),
+}
 _CONTAINERS = (list, tuple, dict)
 _DIGIT_RUN = re.compile(r"[0-9]+")
 #: A decimal digit of another script (``\d`` is every Unicode decimal digit in a str pattern):
@@ -234,12 +241,37 @@ def scan_record(
     A finding names the path (``payload.toelichting``, ``envelope.source_ref``,
     ``header signalhub.detail``) and the rule, never the value.
     """
+    watched = identifiers._watched(projection)
+    # What the whole record holds comes first: most deliveries hold nothing watched, and saying
+    # so names no field. The fields the hub fills are read as one text; a header that repeats
+    # the field it mirrors (as the hub writes them) holds what that field holds.
+    parts = _parts(record, _unmirrored(record, headers), projection)
+    texts = [_read(fields, hub_ids, skip) for _, fields, hub_ids, skip, _ in parts]
+    held = (
+        identifiers._in_hub_fields(texts[0] + texts[1] + texts[2])
+        | identifiers._in_keys(texts[3])
+        | identifiers._in_payload(texts[4])
+    )
+    if not held & watched:
+        return []
+    leaks = []
+    for prefix, fields, hub_ids, skip, holds in _parts(record, headers, projection):
+        for name, value in fields:
+            bits = holds(identifiers, _read([(name, value)], hub_ids, skip)) & watched
+            leaks += [Leak(prefix + name, rule) for rule in identifiers._rules(bits)]
+    return leaks
+
+
+def _parts(
+    record: Record, headers: Sequence[tuple[str, bytes]], projection: Projection
+) -> list[_Part]:
+    """The record's parts as :func:`scan_record` reads them, the hub's three first."""
     envelope: Record = record.get("envelope") or {}
     keys = [(name, envelope[name]) for name in _KEYS if name in envelope]
     decoded = [(name, str(raw, "utf-8", "replace")) for name, raw in headers]
     payload: Record = record.get("payload") or {}
     hub = SignalIdentifiers._in_hub_fields
-    parts: list[_Part] = [
+    return [
         ("envelope.", envelope.items(), _ENVELOPE_IDS, _KEYS, hub),
         ("delivery.", (record.get("delivery") or {}).items(), _DELIVERY_IDS, (), hub),
         ("header ", decoded, _HEADER_IDS, (), hub),
@@ -252,23 +284,18 @@ def scan_record(
             SignalIdentifiers._in_payload,
         ),
     ]
-    watched = identifiers._watched(projection)
-    # What the whole record holds comes first: most deliveries hold nothing watched, and saying
-    # so names no field. The fields the hub fills are read as one text.
-    texts = [_read(fields, hub_ids, skip) for _, fields, hub_ids, skip, _ in parts]
-    held = (
-        identifiers._in_hub_fields(texts[0] + texts[1] + texts[2])
-        | identifiers._in_keys(texts[3])
-        | identifiers._in_payload(texts[4])
-    )
-    if not held & watched:
-        return []
-    leaks = []
-    for prefix, fields, hub_ids, skip, holds in parts:
-        for name, value in fields:
-            bits = holds(identifiers, _read([(name, value)], hub_ids, skip)) & watched
-            leaks += [Leak(prefix + name, rule) for rule in identifiers._rules(bits)]
-    return leaks
+
+
+def _unmirrored(record: Record, headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The headers that do not repeat the record field they mirror (:data:`_MIRRORS`): one that
+    does holds what that field holds, and adds nothing to what the record holds."""
+    unmirrored = []
+    for name, raw in headers:
+        part, field = _MIRRORS.get(name, ("", ""))
+        value = (record.get(part) or {}).get(field)
+        if not (isinstance(value, str) and value.isascii() and raw == value.encode()):
+            unmirrored.append((name, raw))
+    return unmirrored
 
 
 #: One part of a record as :func:`scan_record` reads it: path prefix, its fields, the hub ids
