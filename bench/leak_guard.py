@@ -160,7 +160,6 @@ def _best(scans: dict[str, Scan], by_signal: list[list[Delivery]]) -> dict[str, 
 def _scans() -> dict[str, Scan]:
     return {
         "baseline": _baseline_scan,
-        "scan_delivery": _payload_scan,
         "scan_record": _record_scan,
     }
 
@@ -177,22 +176,8 @@ def _baseline_scan(by_signal: list[list[Delivery]]) -> int:
     return findings
 
 
-def _payload_scan(by_signal: list[list[Delivery]]) -> int:
-    findings = 0
-    for deliveries in by_signal:
-        if not deliveries:
-            continue
-        first = deliveries[0]
-        identifiers = leak_guard.SignalIdentifiers.of(first.schema, first.payload)
-        for d in deliveries:
-            findings += len(
-                leak_guard.scan_delivery(d.record["payload"], d.projection, identifiers)
-            )
-    return findings
-
-
 def _record_scan(by_signal: list[list[Delivery]]) -> int:
-    scan_record = leak_guard.scan_record  # type: ignore[attr-defined,unused-ignore]
+    scan_record = leak_guard.scan_record
     findings = 0
     for deliveries in by_signal:
         if not deliveries:

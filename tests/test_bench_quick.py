@@ -18,6 +18,7 @@ from bench.__main__ import ratios, render
 from bench.common import Mode, Row, count_outputs, percentile, produce, vm_hwm_mb
 from bench.dryrun import record_signals, replay
 from bench.floor import FANOUT, _copies
+from bench.leak_guard import _best, _scans, build_deliveries
 from bench.limit import passthrough
 from bench.workload import SignalFactory
 
@@ -114,6 +115,16 @@ def test_dry_run_replays_recorded_signals_without_changes(registry: SchemaRegist
     assert len(recorded) == 30
     assert seconds > 0
     assert changed == 0  # the candidate is the current policy
+
+
+def test_leak_guard_bench_times_both_guards_and_neither_blocks_a_delivery(
+    registry: SchemaRegistry,
+) -> None:
+    by_signal = build_deliveries(registry, 40)
+    assert sum(len(deliveries) for deliveries in by_signal) > 40
+    timed = _best(_scans(), by_signal)  # raises when a guard blocks a realistic delivery
+    assert set(timed) == {"baseline", "scan_record"}
+    assert all(seconds > 0 for seconds in timed.values())
 
 
 @pytest.mark.integration

@@ -1,5 +1,5 @@
-"""The defects an independent review found in BSN detection, through the interfaces the enforcer
-already had (the scrubber, ``scan_delivery``, the core): renderings of a BSN that passed in
+"""The defects an independent review found in BSN detection, through the enforcer's interfaces
+(the scrubber, the leak guard's ``scan_record``, the core): renderings of a BSN that passed in
 clear, and the hub's own UUIDs blocked as BSNs."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from pseudonym_support import KEY, NOW, drug, enforcement, registry, signal, source_record
 from signalhub.enforcer.generalise import scrub_free_text
-from signalhub.enforcer.leak_guard import SignalIdentifiers, scan_delivery
+from signalhub.enforcer.leak_guard import SignalIdentifiers, scan_record
 from signalhub.enforcer.projection import Projection
 from signalhub.pseudonym.pseudonyms import Pseudonymiser
 from signalhub.schema import codec
@@ -45,8 +45,9 @@ def test_every_rendering_of_a_bsn_is_found_by_the_leak_guard(written: str, bsn: 
     record = drug()
     identifiers = SignalIdentifiers.of(registry().signal("drug_signal"), record["payload"])
     view = {"activity": f"zie {written} ", "severity": 5}
-    leaks = scan_delivery(view, Projection(("activity", "severity"), (), ()), identifiers)
-    assert [leak.describe() for leak in leaks] == ["a BSN-valid number in activity"]
+    projection = Projection(("activity", "severity"), (), ())
+    leaks = scan_record({"payload": view}, (), projection, identifiers)
+    assert [leak.describe() for leak in leaks] == ["a BSN-valid number in payload.activity"]
 
 
 def test_clear_free_text_reaches_the_police_without_the_bsn_however_written() -> None:
@@ -66,7 +67,7 @@ def test_the_hubs_own_uuid_is_not_read_as_a_bsn() -> None:
     identifiers = SignalIdentifiers.of(schema, alert["payload"])
     projection = Projection(("bundle_id", "revision", "rule"), (), ())
     view = {name: alert["payload"][name] for name in projection.clear}
-    assert scan_delivery(view, projection, identifiers) == []
+    assert scan_record({"payload": view}, (), projection, identifiers) == []
 
 
 def test_a_casework_alert_with_such_a_bundle_id_is_delivered() -> None:
@@ -86,8 +87,9 @@ def test_a_hub_id_field_holding_something_else_is_still_scanned() -> None:
     schema = registry().signal("casework_alert")
     identifiers = SignalIdentifiers.of(schema, alert["payload"])
     projection = Projection(("bundle_id",), (), ())
-    leaks = scan_delivery({"bundle_id": "bundle 123 456 782"}, projection, identifiers)
-    assert [leak.describe() for leak in leaks] == ["a BSN-valid number in bundle_id"]
+    view = {"bundle_id": "bundle 123 456 782"}
+    leaks = scan_record({"payload": view}, (), projection, identifiers)
+    assert [leak.describe() for leak in leaks] == ["a BSN-valid number in payload.bundle_id"]
 
 
 def _alert(bundle_id: str) -> dict[str, object]:

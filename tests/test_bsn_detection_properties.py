@@ -124,6 +124,22 @@ def test_the_whole_record_is_scanned_and_findings_name_path_and_rule_never_value
         assert not re.search(r"[0-9]{3}|Dewi", leak.describe())
 
 
+def test_a_header_is_read_unless_it_repeats_its_field_and_a_finding_names_both() -> None:
+    record, headers, projection, identifiers = _delivery()
+    version = (("signalhub.policy_version", b"123 456 782"),)
+    leaks = scan_record(record, (*headers[:2], *version), projection, identifiers)
+    assert [leak.describe() for leak in leaks] == [
+        "a BSN-valid number in header signalhub.policy_version"
+    ]
+    record["envelope"]["signal_type"] = "drug_signal 123 456 782"
+    mirrored = (headers[0], ("signalhub.signal_type", b"drug_signal 123 456 782"), headers[2])
+    leaks = scan_record(record, mirrored, projection, identifiers)
+    assert sorted(leak.describe() for leak in leaks) == [
+        "a BSN-valid number in envelope.signal_type",
+        "a BSN-valid number in header signalhub.signal_type",
+    ]
+
+
 def test_agency_keys_are_read_as_keys_but_a_bare_number_is_a_bsn() -> None:
     record, headers, projection, identifiers = _delivery()
     for key in ("Z-2024-10000", "WS-2024-5001", "PL2300-2024100037", "VS-2024-700"):

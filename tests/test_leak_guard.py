@@ -32,7 +32,7 @@ from signalhub.delivery.catalog import ViewSchemaCatalog
 from signalhub.delivery.reader import read_deliveries
 from signalhub.enforcer.core import SourceRecord
 from signalhub.enforcer.generalise import find_bsns, is_bsn
-from signalhub.enforcer.leak_guard import SignalIdentifiers, scan_delivery
+from signalhub.enforcer.leak_guard import SignalIdentifiers, scan_record
 from signalhub.enforcer.projection import Projection, identifier_values
 from signalhub.errors import SignalhubError
 from signalhub.pseudonym.vault import ensure_vault_key, vault_key_file
@@ -51,18 +51,18 @@ def _scan(view: Record, clear: tuple[str, ...] = (), pseudo: tuple[str, ...] = (
     schema = registry().signal("nuisance_report")
     identifiers = SignalIdentifiers.of(schema, record["payload"])
     projection = Projection(clear, pseudo, ())
-    return [leak.describe() for leak in scan_delivery(view, projection, identifiers)]
+    return [leak.describe() for leak in scan_record({"payload": view}, (), projection, identifiers)]
 
 
 def test_a_bsn_valid_number_is_found_in_any_string() -> None:
     assert _scan(
         {"description": f"zie dossier bsn {OTHER_BSN[:4]}.{OTHER_BSN[4:6]}.{OTHER_BSN[6:]}"},
         clear=("description",),
-    ) == ["a BSN-valid number in description"]
+    ) == ["a BSN-valid number in payload.description"]
 
 
 def test_a_bsn_is_never_permitted_even_when_the_decision_says_clear() -> None:
-    assert "a BSN-valid number in subject_bsn" in _scan(
+    assert "a BSN-valid number in payload.subject_bsn" in _scan(
         {"subject_bsn": BSN}, clear=("subject_bsn",)
     )
 
@@ -75,7 +75,7 @@ def test_a_number_failing_the_eleven_test_is_not_a_bsn() -> None:
 def test_an_identifier_is_found_unless_the_decision_permits_it_in_clear() -> None:
     name = "inaya luitgardis VAN neustrië"
     assert _scan({"description": f"melding over {name}"}, clear=("description",)) == [
-        "the name of subject_name in description"
+        "the name of subject_name in payload.description"
     ]
     assert (
         _scan(
@@ -88,7 +88,7 @@ def test_an_identifier_is_found_unless_the_decision_permits_it_in_clear() -> Non
 
 def test_postcode_found_in_another_spelling_but_not_its_area() -> None:
     assert _scan({"description": "postcode 6225-tz"}, clear=("description",)) == [
-        "the postcode of postcode in description"
+        "the postcode of postcode in payload.description"
     ]
     assert _scan({"address": "6225"}) == []
 
@@ -102,7 +102,7 @@ def test_pseudonymised_fields_and_pseudonyms_in_text_are_not_mistaken_for_bsns()
 def test_identifiers_are_prepared_once_per_signal_without_short_values() -> None:
     payload = nuisance(subject_name="Li")["payload"]
     identifiers = SignalIdentifiers.of(registry().signal("nuisance_report"), payload)
-    assert {n.source_field for n in identifiers.needles} == {"subject_bsn", "address", "postcode"}
+    assert {name for name, _ in identifiers.fields} == {"subject_bsn", "address", "postcode"}
     assert set(identifier_values(registry().signal("nuisance_report"), payload)) == {
         "subject_bsn",
         "subject_name",

@@ -117,6 +117,8 @@ def find_bsns(text: str) -> list[BsnMatch]:
     """Every BSN-valid number in ``text``, however written; overlapping finds are merged into
     one span (the first number found names it), so replacing the spans leaves none behind."""
     merged: list[BsnMatch] = []
+    if not _may_hold_bsn(text):
+        return merged
     for found in _bsn_windows(text):
         if merged and found.start < merged[-1].end:
             last = merged[-1]
@@ -128,7 +130,7 @@ def find_bsns(text: str) -> list[BsnMatch]:
 
 def has_bsn(text: str) -> bool:
     """Whether :func:`find_bsns` would find anything (stops at the first)."""
-    return next(_bsn_windows(text), None) is not None
+    return _may_hold_bsn(text) and next(_bsn_windows(text), None) is not None
 
 
 def number_shadow(text: str) -> str:
@@ -151,9 +153,10 @@ def _cut_tokens(shadow: str) -> str:
 
 def _bsn_windows(text: str) -> Iterator[BsnMatch]:
     """BSN-valid runs of whole digit groups in ``text``, left to right: nine digits, or eight
-    not starting with 0 (the number without its leading zero is never written ``0…``)."""
+    not starting with 0 (the number without its leading zero is never written ``0…``). Only
+    for a text :func:`_may_hold_bsn`."""
     shadow = _digits_shadow(text)
-    if _EIGHT_DIGITS.search(shadow) is None:  # most texts: one search and done
+    if _EIGHT_DIGITS.search(shadow) is None:
         return
     shadow = _cut_tokens(shadow)
     for number in _NUMBER.finditer(shadow):
@@ -170,6 +173,18 @@ def _bsn_windows(text: str) -> Iterator[BsnMatch]:
                 )
                 if written and is_bsn(digits.zfill(9)):
                     yield BsnMatch(start, group_end, digits.zfill(9))
+
+
+def _may_hold_bsn(text: str) -> bool:
+    """A first look that rules out most texts at once: a BSN needs eight characters that could
+    be digits (ASCII digits, and any character outside ASCII), counted at C speed (a regular
+    expression over a long free text costs ten times as much); and a text that is one token
+    that is no number (a neighbourhood code is delivered on its own in every signal) has none."""
+    if len(text) < 8:
+        return False
+    ascii_part = text.encode("ascii", "ignore")
+    digits = len(ascii_part) - len(ascii_part.translate(None, b"0123456789"))
+    return digits + len(text) - len(ascii_part) >= 8 and not _NOT_A_NUMBER.fullmatch(text)
 
 
 def _is_date(parts: list[str]) -> bool:
